@@ -1,0 +1,163 @@
+"""Element-wise activation functions with their first and second derivatives.
+
+Each activation h maps a pre-activation z to a = h(z) (Bishop & Bishop 2024 §6.2, §8.1.2).
+Backpropagation needs h'(z) (the δ recursion, §8.1.2 eq. 8.13) and the exact Hessian needs
+h''(z) (§8.1.6, PRML §5.4.5).  Derivatives are written in terms of z and the cached output a
+wherever that is cheaper (``1 - a**2`` for tanh), as scikit-learn's ``DERIVATIVES`` do.
+
+The registry ``ACTIVATIONS`` is keyed by the names accepted by :func:`deltaprop.mlp`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+Array = np.ndarray
+
+LEAKY_RELU_SLOPE = 0.01
+ELU_ALPHA = 1.0
+
+
+@dataclass(frozen=True)
+class ElementWise:
+    """An element-wise activation h with h, h' and h''.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    f : callable
+        ``f(z) -> a``, any shape.
+    df : callable
+        ``df(z, a) -> h'(z)``, same shape as z.
+    d2f : callable
+        ``d2f(z, a) -> h''(z)``, same shape as z.
+    """
+
+    name: str
+    f: Callable[[Array], Array]
+    df: Callable[[Array, Array], Array]
+    d2f: Callable[[Array, Array], Array]
+
+
+def _identity(z: Array) -> Array:
+    return z
+
+
+def _ones(z: Array, a: Array) -> Array:
+    return np.ones_like(z)
+
+
+def _zeros(z: Array, a: Array) -> Array:
+    return np.zeros_like(z)
+
+
+def _sigmoid(z: Array) -> Array:
+    return expit(z)
+
+
+def _sigmoid_d(z: Array, a: Array) -> Array:
+    return a * (1 - a)
+
+
+def _sigmoid_d2(z: Array, a: Array) -> Array:
+    return a * (1 - a) * (1 - 2 * a)
+
+
+def _tanh_d(z: Array, a: Array) -> Array:
+    return 1 - a * a
+
+
+def _tanh_d2(z: Array, a: Array) -> Array:
+    return -2 * a * (1 - a * a)
+
+
+def _relu(z: Array) -> Array:
+    return np.maximum(z, 0)
+
+
+def _relu_d(z: Array, a: Array) -> Array:
+    return (z > 0).astype(z.dtype)
+
+
+def _leaky_relu(z: Array) -> Array:
+    return np.where(z > 0, z, LEAKY_RELU_SLOPE * z)
+
+
+def _leaky_relu_d(z: Array, a: Array) -> Array:
+    return np.where(z > 0, 1, LEAKY_RELU_SLOPE).astype(z.dtype)
+
+
+def _softplus(z: Array) -> Array:
+    return np.logaddexp(0, z).astype(z.dtype, copy=False)
+
+
+def _softplus_d(z: Array, a: Array) -> Array:
+    return expit(z)
+
+
+def _softplus_d2(z: Array, a: Array) -> Array:
+    s = expit(z)
+    return s * (1 - s)
+
+
+def _elu(z: Array) -> Array:
+    return np.where(z > 0, z, ELU_ALPHA * np.expm1(np.minimum(z, 0)))
+
+
+def _elu_d(z: Array, a: Array) -> Array:
+    return np.where(z > 0, 1, a + ELU_ALPHA).astype(z.dtype)
+
+
+def _elu_d2(z: Array, a: Array) -> Array:
+    return np.where(z > 0, 0, a + ELU_ALPHA).astype(z.dtype)
+
+
+ACTIVATIONS: dict[str, ElementWise] = {
+    act.name: act
+    for act in (
+        ElementWise("identity", _identity, _ones, _zeros),
+        ElementWise("sigmoid", _sigmoid, _sigmoid_d, _sigmoid_d2),
+        ElementWise("tanh", np.tanh, _tanh_d, _tanh_d2),
+        ElementWise("relu", _relu, _relu_d, _zeros),
+        ElementWise("leaky_relu", _leaky_relu, _leaky_relu_d, _zeros),
+        ElementWise("softplus", _softplus, _softplus_d, _softplus_d2),
+        ElementWise("elu", _elu, _elu_d, _elu_d2),
+    )
+}
+
+#: Output activations accepted by :func:`deltaprop.mlp`: the element-wise ones and softmax.
+OUTPUT_ACTIVATIONS = (*ACTIVATIONS, "softmax")
+
+
+def get_activation(name: str, *, where: str = "activation") -> ElementWise:
+    """Look up an element-wise activation by name.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown; the message lists the known names.
+    """
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        known = ", ".join(repr(k) for k in ACTIVATIONS)
+        raise ValueError(f"`{where}` must be one of {known}; got {name!r}.") from None
+
+
+def softmax(z: Array) -> Array:
+    """Row-wise softmax of z (N, K), stable for any finite z (log-sum-exp shift)."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    e /= e.sum(axis=1, keepdims=True)
+    return e
+
+
+def log_softmax(z: Array) -> Array:
+    """Row-wise log-softmax of z (N, K) by the log-sum-exp shift."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
