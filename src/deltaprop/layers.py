@@ -69,6 +69,7 @@ class Dense:
         self.bind(params, np.zeros_like(params))
         self.initialise(init, np.random.default_rng() if rng is None else rng)
         self.A: Array | None = None
+        self._ones = np.ones(0, dtype=dtype)
 
     def bind(self, params: Array, grad: Array) -> None:
         """Make W, b (and gW, gb) views into slices of flat vectors of length ``n_params``."""
@@ -105,8 +106,14 @@ class Dense:
         G is ∂L/∂Z (N, n_out), i.e. the δ of this layer (eq. 8.13–8.15).
         """
         np.matmul(G.T, self.A, out=self.gW)
-        np.sum(G, axis=0, out=self.gb)
+        np.matmul(self._column_of_ones(G.shape[0]), G, out=self.gb)
         return G @ self.W if input_grad else None
+
+    def _column_of_ones(self, n: int) -> Array:
+        """A cached vector of n ones: Σ_n G as 1ᵀG is a fast BLAS call for small batches."""
+        if self._ones.shape[0] != n:
+            self._ones = np.ones(n, dtype=self.W.dtype)
+        return self._ones
 
     def __repr__(self) -> str:
         return f"Dense({self.n_in}, {self.n_out})"

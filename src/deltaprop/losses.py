@@ -57,6 +57,10 @@ class Head:
         """Output error δ_L = ∂L/∂z (N, K)."""
         raise NotImplementedError
 
+    def value_and_delta(self, z: Array, y: Array, t: Array) -> tuple[float, Array]:
+        """Loss and δ_L together (one pass over the residual where the head allows)."""
+        return self.value(z, y, t), self.delta(z, y, t)
+
     def hess_z(self, z: Array, y: Array, t: Array, v: Array) -> Array:
         """Exact (∂²L/∂z∂z) v, per sample, for v (N, K) or (N, K, k) -> same shape."""
         raise NotImplementedError
@@ -105,6 +109,15 @@ class SquaredErrorHead(Head):
         if not self._canonical:
             d *= self._act.df(z, y)
         return d
+
+    def value_and_delta(self, z: Array, y: Array, t: Array) -> tuple[float, Array]:
+        c = self.normalisation(*z.shape)
+        d = y - t
+        value = float(0.5 * c * np.vdot(d, d))
+        d *= c
+        if not self._canonical:
+            d *= self._act.df(z, y)
+        return value, d
 
     def hess_z(self, z: Array, y: Array, t: Array, v: Array) -> Array:
         c = self.normalisation(*z.shape)

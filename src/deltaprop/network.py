@@ -273,8 +273,9 @@ class Network:
         """
         X, T = self._check_data(X, T)
         z, y = self._forward_head(X)
-        self.backward_from_logits(self.head.delta(z, y, T))
-        return self.head.value(z, y, T), self.grad.copy()
+        value, delta = self.head.value_and_delta(z, y, T)
+        self.backward_from_logits(delta)
+        return value, self.grad.copy()
 
     def input_gradient(self, X: object, T: object) -> Array:
         """∂L/∂X (N, n_in), by the same backward pass (Bishop & Bishop 2024 §8.1.5)."""
