@@ -1,26 +1,74 @@
 """deltaprop: backpropagation done exactly (Bishop & Bishop 2024, ch. 8).
 
 Gradients, Jacobians, Hessians and Levenberg–Marquardt training of feed-forward networks whose
-parameters live in one flat vector.
+parameters live in one flat vector.  The submodules ``datasets`` and ``plots`` load on first use
+(``deltaprop.datasets``, ``from deltaprop import plots``).
 """
+
+import importlib
 
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .gradcheck import GradientCheck, check_gradient
 from .layers import Activation, Dense
 from .losses import LOSSES
+from .model_io import ModelFileError, load_model, save_model
 from .network import Network, mlp
+from .optimizers import (
+    GD,
+    OPTIMIZERS,
+    Adam,
+    CosineDecay,
+    EpochStep,
+    ExponentialDecay,
+    FirstOrderOptimizer,
+    Momentum,
+    Optimizer,
+    RMSprop,
+    StepDecay,
+    TrainingProblem,
+    get_optimizer,
+)
+from .training import STOP_REASONS, History, train
 
 __version__ = "0.1.0"
 
+_LAZY_SUBMODULES = ("datasets", "plots")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'deltaprop' has no attribute {name!r}")
+
+
 __all__ = [
     "ACTIVATIONS",
+    "GD",
     "LOSSES",
+    "OPTIMIZERS",
     "OUTPUT_ACTIVATIONS",
+    "STOP_REASONS",
     "Activation",
+    "Adam",
+    "CosineDecay",
     "Dense",
+    "EpochStep",
+    "ExponentialDecay",
+    "FirstOrderOptimizer",
     "GradientCheck",
+    "History",
+    "ModelFileError",
+    "Momentum",
     "Network",
+    "Optimizer",
+    "RMSprop",
+    "StepDecay",
+    "TrainingProblem",
     "__version__",
     "check_gradient",
+    "get_optimizer",
+    "load_model",
     "mlp",
+    "save_model",
+    "train",
 ]

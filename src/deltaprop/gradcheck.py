@@ -66,7 +66,8 @@ def compare(analytic: Array, numeric: Array) -> tuple[float, float, int]:
     diff = np.abs(np.asarray(analytic, dtype=np.float64) - numeric)
     worst = int(np.argmax(diff)) if diff.size else 0
     max_abs = float(diff.flat[worst]) if diff.size else 0.0
-    scale = max(float(np.max(np.abs(analytic), initial=0)), float(np.max(np.abs(numeric), initial=0)))
+    scale = max(float(np.max(np.abs(analytic), initial=0)),
+                float(np.max(np.abs(numeric), initial=0)))
     rel = max_abs / scale if scale > 0 else max_abs
     return max_abs, rel, worst
 

@@ -17,6 +17,7 @@ and gradients live in one flat vector ``grad`` the same way.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -148,7 +149,8 @@ class Network:
         slices, offset = [], 0
         for layer in self.dense_layers:
             n_w = layer.W.size
-            slices.append((slice(offset, offset + n_w), slice(offset + n_w, offset + layer.n_params)))
+            stop = offset + layer.n_params
+            slices.append((slice(offset, offset + n_w), slice(offset + n_w, stop)))
             offset += layer.n_params
         return slices
 
@@ -172,7 +174,7 @@ class Network:
         """A deep copy with its own parameter vector, optionally cast to another dtype."""
         dt = self.dtype if dtype is None else check_dtype(dtype)
         layers: list[Dense | Activation] = []
-        for dense, act in zip(self.dense_layers, self.activations):
+        for dense, act in zip(self.dense_layers, self.activations, strict=True):
             layers += [Dense(dense.n_in, dense.n_out, init="zeros", dtype=dt),
                        Activation(act.name)]
         clone = Network(layers, self.loss_name)
@@ -199,7 +201,7 @@ class Network:
         X must already be validated (see ``check_inputs``).
         """
         A = X
-        for dense, act in zip(self.dense_layers[:-1], self.activations[:-1]):
+        for dense, act in zip(self.dense_layers[:-1], self.activations[:-1], strict=True):
             A = act.forward(dense.forward(A))
         return self.dense_layers[-1].forward(A)
 
@@ -340,7 +342,7 @@ def mlp(
     rng = np.random.default_rng(seed)
     init = "he" if activation in HE_ACTIVATIONS else "glorot"
     layers: list[Dense | Activation] = []
-    for l, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for l, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
         last = l == len(widths) - 2
         layers.append(Dense(n_in, n_out, init="glorot" if last else init, rng=rng, dtype=dt))
         layers.append(Activation(output if last else activation))

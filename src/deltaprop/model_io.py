@@ -1,0 +1,504 @@
+"""Safe model files: parameter arrays and one JSON document in a NumPy ``.npz`` archive.
+
+A model file never holds a pickle, so loading one never runs code.  The archive (written by
+:func:`numpy.savez`, uncompressed) contains exactly
+
+==========  =====================  ========================================================
+key         dtype, shape           content
+==========  =====================  ========================================================
+``model``   uint8 (n_bytes,)       the UTF-8 bytes of one JSON document (below)
+``W0``      float (n_1, n_0)       weights of Dense layer 0 (rows: outputs, columns: inputs)
+``b0``      float (n_1,)           biases of Dense layer 0
+...         ...                    ``W{l}``, ``b{l}`` for every Dense layer l = 0..L-1
+==========  =====================  ========================================================
+
+and the JSON document is an object with exactly these keys::
+
+    {"format": "deltaprop-model",
+     "format_version": 1,
+     "architecture": {"sizes": [n_0, ..., n_L],
+                      "hidden_activations": ["tanh", ...],      # L - 1 names
+                      "output_activation": "identity",
+                      "loss": "mse",
+                      "dtype": "float64"},                      # or "float32"
+     "metadata": {...}}                                         # the caller's, any JSON object
+
+The float arrays have the architecture's dtype exactly and finite values.  The JSON is strict
+(no NaN or Infinity): :func:`to_jsonable` turns numpy arrays and scalars into lists and numbers
+and non-finite floats into ``null``; :func:`metadata_array` reads such a list back as a checked
+array.  Loading (:func:`load_model`) uses ``numpy.load(..., allow_pickle=False)`` and checks every
+key, type, shape and value; anything else raises :class:`ModelFileError` naming the file.
+Saving (:func:`save_model`) writes a temporary file in the target's directory and renames it
+over the target, so an interrupted save never leaves a half-written model.
+
+Examples
+--------
+>>> import os, tempfile, numpy as np, deltaprop
+>>> from deltaprop.model_io import save_model, load_model
+>>> net = deltaprop.mlp([2, 3, 1], seed=0)
+>>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+>>> save_model(path, net, {"feature_names": ["a", "b"], "x_mean": np.zeros(2)})
+>>> net2, meta = load_model(path)
+>>> bool(np.array_equal(net2.params, net.params)), meta["x_mean"]
+(True, [0.0, 0.0])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import zipfile
+import zlib
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
+from .layers import Activation, Dense
+from .losses import LOSSES, make_head
+from .network import Network
+
+Array = np.ndarray
+PathLike = str | os.PathLike
+
+FORMAT_NAME = "deltaprop-model"
+FORMAT_VERSION = 1
+JSON_KEY = "model"
+DTYPES = ("float64", "float32")
+
+_TOP_KEYS = ("format", "format_version", "architecture", "metadata")
+_ARCH_KEYS = ("sizes", "hidden_activations", "output_activation", "loss", "dtype")
+_ZIP_MAGIC = b"PK\x03\x04"
+_MAX_WIDTH = 10**7
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be written, or read back as a deltaprop model."""
+
+    def __init__(self, path: PathLike, problem: str):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+# ---------------------------------------------------------------------------- JSON helpers
+def to_jsonable(value: Any, where: str = "metadata") -> Any:
+    """Convert nested metadata to plain JSON types.
+
+    dicts (string keys) and lists/tuples are converted recursively, numpy arrays via
+    ``tolist()``, numpy scalars to Python numbers, non-finite floats to ``None``.
+
+    Raises
+    ------
+    ValueError
+        Naming the offending entry (e.g. ``metadata['scaler'][2]``) for anything else.
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"`{where}` has a key {key!r} that is not a string.")
+            out[key] = to_jsonable(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise ValueError(f"`{where}` holds {type(value).__name__} {value!r}, which JSON cannot store.")
+
+
+def metadata_array(
+    metadata: Mapping[str, Any],
+    key: str,
+    *,
+    dtype: type | np.dtype = np.float64,
+    shape: tuple[int | None, ...] | None = None,
+    path: PathLike = "<metadata>",
+) -> Array:
+    """Read ``metadata[key]`` (a nested list written by :func:`to_jsonable`) as a checked array.
+
+    Parameters
+    ----------
+    metadata : mapping
+        The metadata returned by :func:`load_model`.
+    key : str
+    dtype : numpy dtype
+        A float dtype (values must be finite numbers), an integer dtype, or ``str``.
+    shape : tuple of (int or None), optional
+        Expected shape; None entries match any length.
+    path : path-like
+        The model file, named in errors.
+
+    Raises
+    ------
+    ModelFileError
+        If the key is missing or the value has the wrong type, shape or non-finite values.
+    """
+    if key not in metadata:
+        raise ModelFileError(path, f"metadata has no {key!r} entry.")
+    dt = np.dtype(dtype)
+    raw = metadata[key]
+    try:
+        if dt.kind in "fiu":
+            _check_numbers(raw, dt.kind == "f")
+        elif dt.kind == "U":
+            _check_strings(raw)
+        arr = np.array(raw, dtype=dt)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ModelFileError(path, f"metadata {key!r} is not an array of {dt.name}: {exc}") from exc
+    if dt.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ModelFileError(path, f"metadata {key!r} holds non-finite values.")
+    if shape is not None and (arr.ndim != len(shape) or any(
+            want is not None and got != want for got, want in zip(arr.shape, shape, strict=True))):
+        raise ModelFileError(path, f"metadata {key!r} has shape {arr.shape}; expected {shape}.")
+    return arr
+
+
+def _check_numbers(raw: Any, allow_float: bool) -> None:
+    """Raise TypeError unless ``raw`` is a (nested list of) int, or float when allowed."""
+    if isinstance(raw, list):
+        for item in raw:
+            _check_numbers(item, allow_float)
+    elif isinstance(raw, bool) or not isinstance(raw, (int, float) if allow_float else int):
+        raise TypeError(f"{raw!r} is not a number of that kind")
+
+
+def _check_strings(raw: Any) -> None:
+    if isinstance(raw, list):
+        for item in raw:
+            _check_strings(item)
+    elif not isinstance(raw, str):
+        raise TypeError(f"{raw!r} is not a string")
+
+
+# ---------------------------------------------------------------------------- saving
+def save_model(path: PathLike, net: Network, metadata: Mapping[str, Any] | None = None) -> None:
+    """Write a network and metadata to a model file, atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write, used exactly as given (no ``.npz`` is appended); an existing
+        file is replaced only once the new one is complete.
+    net : Network
+        Its parameters must be finite.
+    metadata : mapping, optional
+        Anything :func:`to_jsonable` accepts (scaling, names, class labels, training
+        summary...); numpy arrays are stored as nested lists.
+
+    Raises
+    ------
+    ValueError
+        If ``net`` is not a Network, holds non-finite parameters, or ``metadata`` cannot be
+        stored as JSON.
+    ModelFileError
+        If the file cannot be written (a directory, a missing folder, no permission...).
+    """
+    if not isinstance(net, Network):
+        raise ValueError(f"`net` must be a deltaprop Network; got {type(net).__name__}.")
+    if not np.all(np.isfinite(net.params)):
+        raise ValueError("`net.params` holds non-finite values; refusing to save the model.")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise ValueError(f"`metadata` must be a dict; got {type(metadata).__name__}.")
+    document = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture(net),
+        "metadata": to_jsonable(dict(metadata or {})),
+    }
+    text = json.dumps(document, allow_nan=False, ensure_ascii=False)
+    arrays = {JSON_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
+    for i, layer in enumerate(net.dense_layers):
+        arrays[f"W{i}"] = np.array(layer.W, dtype=net.dtype)
+        arrays[f"b{i}"] = np.array(layer.b, dtype=net.dtype)
+    _write_atomically(path, arrays)
+
+
+def architecture(net: Network) -> dict[str, Any]:
+    """The ``architecture`` entry of a model file for ``net`` (sizes, activations, loss, dtype)."""
+    names = net.activation_names
+    return {
+        "sizes": [int(s) for s in net.sizes],
+        "hidden_activations": list(names[:-1]),
+        "output_activation": names[-1],
+        "loss": net.loss_name,
+        "dtype": np.dtype(net.dtype).name,
+    }
+
+
+def _write_atomically(path: PathLike, arrays: dict[str, Array]) -> None:
+    """``numpy.savez`` into a temporary sibling of ``path``, then rename it over ``path``."""
+    target = Path(os.fspath(path))
+    if target.is_dir():
+        raise ModelFileError(target, "is a directory; give a file name for the model.")
+    if not target.parent.is_dir():
+        raise ModelFileError(target, f"cannot write: folder {str(target.parent)!r} does not exist.")
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        with os.fdopen(os.open(tmp, flags, 0o666), "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ModelFileError(target, f"cannot write: {exc.strerror or exc}.") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+# ---------------------------------------------------------------------------- loading
+def load_model(path: PathLike) -> tuple[Network, dict[str, Any]]:
+    """Read a model file written by :func:`save_model`, checking everything in it.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    net : Network
+        Parameters bit-identical to the saved ones, in the saved dtype.
+    metadata : dict
+        The caller's metadata as stored (arrays come back as lists; see
+        :func:`metadata_array`).
+
+    Raises
+    ------
+    ModelFileError
+        With the file name and the problem: missing, a directory, empty, not an ``.npz``
+        archive, truncated or corrupt, holding a pickled object, lacking the JSON document
+        or holding bad JSON, another format or format version, a bad architecture, missing,
+        extra, misshapen, wrongly typed or non-finite arrays.
+    """
+    p = _check_file(path)
+    headers = _scan_headers(p)
+    with _open_npz(p) as npz:
+        document = _read_document(p, npz, headers)
+        arch = _check_document(p, document)
+        expected = _expected_arrays(arch)
+        _compare_headers(p, headers, expected)
+        arrays = {key: _read_array(p, npz, key) for key in expected}
+    return _build(p, arch, arrays), document["metadata"]
+
+
+def _check_file(path: PathLike) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"`path` must be a file name; got {type(path).__name__}.")
+    p = os.fspath(path)
+    if not os.path.lexists(p):
+        raise ModelFileError(p, "no such file.")
+    if os.path.isdir(p):
+        raise ModelFileError(p, "is a directory, not a model file.")
+    if not os.path.isfile(p):
+        raise ModelFileError(p, "is not a regular file.")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(len(_ZIP_MAGIC))
+    except OSError as exc:
+        raise ModelFileError(p, f"cannot read: {exc.strerror or exc}.") from exc
+    if not head:
+        raise ModelFileError(p, "is empty.")
+    if head != _ZIP_MAGIC:
+        raise ModelFileError(p, "is not a deltaprop model file (not an .npz archive).")
+    return p
+
+
+#: What reading a damaged archive raises (NotImplementedError: unknown compression,
+#: RuntimeError: an encrypted member).
+_CORRUPT = (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, ValueError,
+            NotImplementedError, RuntimeError)
+
+
+def _scan_headers(p: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every member from its .npy header, reading no array data."""
+    headers = {}
+    try:
+        with zipfile.ZipFile(p) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise ModelFileError(p, f"holds {info.filename!r}, which is not an array.")
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version not in ((1, 0), (2, 0)):
+                        raise ValueError(f"unsupported .npy version {version}")
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(fh)
+                headers[info.filename[:-4]] = (shape, dtype)
+    except _CORRUPT as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(p, f"is truncated or corrupt ({exc}).") from exc
+    pickled = sorted(key for key, (_, dtype) in headers.items() if dtype.hasobject)
+    if pickled:
+        raise ModelFileError(p, f"holds a pickled object (array {pickled[0]!r}); refusing to load.")
+    return headers
+
+
+def _open_npz(p: str) -> Any:
+    try:
+        return np.load(p, allow_pickle=False)
+    except _CORRUPT as exc:
+        raise ModelFileError(p, f"is truncated or corrupt ({exc}).") from exc
+
+
+def _read_array(p: str, npz: Any, key: str) -> Array:
+    try:
+        arr = npz[key]
+    except ValueError as exc:
+        if "pickle" in str(exc) or "bject arrays" in str(exc):
+            raise ModelFileError(p, "holds a pickled object; refusing to load.") from exc
+        raise ModelFileError(p, f"array {key!r} is corrupt ({exc}).") from exc
+    except _CORRUPT as exc:
+        raise ModelFileError(p, f"is truncated or corrupt ({exc}).") from exc
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ModelFileError(p, f"array {key!r} holds non-finite values.")
+    return arr
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in a model file")
+
+
+def _read_document(p: str, npz: Any, headers: dict) -> dict[str, Any]:
+    """Decode and parse the JSON document (the ``model`` array of UTF-8 bytes)."""
+    if JSON_KEY not in headers:
+        raise ModelFileError(p, f"has no {JSON_KEY!r} JSON document; not a deltaprop model file.")
+    shape, dtype = headers[JSON_KEY]
+    if dtype != np.uint8 or len(shape) != 1:
+        raise ModelFileError(
+            p, f"array {JSON_KEY!r} must be uint8 bytes of shape (n,); got {dtype} {shape}."
+        )
+    raw = _read_array(p, npz, JSON_KEY)
+    try:
+        document = json.loads(raw.tobytes().decode("utf-8"), object_pairs_hook=_no_duplicates,
+                              parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelFileError(p, f"holds bad JSON in {JSON_KEY!r} ({exc}).") from exc
+    if not isinstance(document, dict):
+        raise ModelFileError(p, f"the JSON document is a {type(document).__name__}, not an object.")
+    return document
+
+
+def _check_keys(p: str, where: str, found: Mapping[str, Any], wanted: Sequence[str]) -> None:
+    missing = [k for k in wanted if k not in found]
+    extra = sorted(set(found) - set(wanted))
+    if missing:
+        raise ModelFileError(p, f"{where} lacks {', '.join(map(repr, missing))}.")
+    if extra:
+        raise ModelFileError(p, f"{where} has unexpected {', '.join(map(repr, extra))}.")
+
+
+def _check_document(p: str, document: dict[str, Any]) -> dict[str, Any]:
+    """Check the JSON document's format, version and keys; return its architecture."""
+    if document.get("format") != FORMAT_NAME:
+        raise ModelFileError(
+            p, f"is not a deltaprop model: format {document.get('format')!r}, "
+            f"expected {FORMAT_NAME!r}."
+        )
+    version = document.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelFileError(p, f"format_version must be an integer; got {version!r}.")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            p, f"made by format version {version}; this deltaprop reads version {FORMAT_VERSION}."
+        )
+    _check_keys(p, "the JSON document", document, _TOP_KEYS)
+    if not isinstance(document["metadata"], dict):
+        raise ModelFileError(p, "metadata must be a JSON object.")
+    arch = document["architecture"]
+    if not isinstance(arch, dict):
+        raise ModelFileError(p, "architecture must be a JSON object.")
+    _check_keys(p, "architecture", arch, _ARCH_KEYS)
+    _check_architecture(p, arch)
+    return arch
+
+
+def _check_architecture(p: str, arch: dict[str, Any]) -> None:
+    sizes = arch["sizes"]
+    if (not isinstance(sizes, list) or len(sizes) < 2 or any(
+            isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= _MAX_WIDTH
+            for s in sizes)):
+        raise ModelFileError(p, f"architecture sizes must be >= 2 widths in [1, {_MAX_WIDTH}]; "
+                                f"got {sizes!r}.")
+    hidden = arch["hidden_activations"]
+    if (not isinstance(hidden, list) or len(hidden) != len(sizes) - 2
+            or any(not isinstance(a, str) or a not in ACTIVATIONS for a in hidden)):
+        raise ModelFileError(p, f"architecture hidden_activations must be {len(sizes) - 2} of "
+                                f"{', '.join(ACTIVATIONS)}; got {hidden!r}.")
+    output, loss, dtype = arch["output_activation"], arch["loss"], arch["dtype"]
+    if not isinstance(output, str) or output not in OUTPUT_ACTIVATIONS:
+        raise ModelFileError(p, f"architecture output_activation {output!r} is unknown.")
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ModelFileError(p, f"architecture loss {loss!r} is unknown.")
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise ModelFileError(p, f"architecture dtype must be one of {DTYPES}; got {dtype!r}.")
+    try:
+        make_head(loss, output, None if output == "softmax" else ACTIVATIONS[output])
+    except ValueError as exc:
+        raise ModelFileError(p, f"architecture is inconsistent: {exc}") from exc
+
+
+def _expected_arrays(arch: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    sizes, dtype = arch["sizes"], np.dtype(arch["dtype"])
+    expected = {JSON_KEY: None}
+    for i, (n_in, n_out) in enumerate(pairwise(sizes)):
+        expected[f"W{i}"] = ((n_out, n_in), dtype)
+        expected[f"b{i}"] = ((n_out,), dtype)
+    return expected
+
+
+def _compare_headers(p: str, headers: dict, expected: dict) -> None:
+    """Every expected array present with its shape and dtype, nothing else."""
+    missing = [key for key in expected if key not in headers]
+    extra = sorted(set(headers) - set(expected))
+    if missing:
+        raise ModelFileError(p, f"lacks arrays {', '.join(map(repr, missing))} that its "
+                                "architecture needs.")
+    if extra:
+        raise ModelFileError(p, f"holds unexpected arrays {', '.join(map(repr, extra))}.")
+    for key, want in expected.items():
+        if want is not None and headers[key] != want:
+            (shape, dtype), (got_shape, got_dtype) = want, headers[key]
+            raise ModelFileError(p, f"array {key!r} is {got_dtype} {got_shape}; its architecture "
+                                    f"says {dtype} {shape}.")
+
+
+def _build(p: str, arch: dict[str, Any], arrays: dict[str, Array]) -> Network:
+    dtype = np.dtype(arch["dtype"])
+    names = [*arch["hidden_activations"], arch["output_activation"]]
+    sizes = arch["sizes"]
+    layers: list[Dense | Activation] = []
+    for (n_in, n_out), name in zip(pairwise(sizes), names, strict=True):
+        layers += [Dense(n_in, n_out, init="zeros", dtype=dtype), Activation(name)]
+    try:
+        net = Network(layers, arch["loss"])
+    except ValueError as exc:
+        raise ModelFileError(p, f"architecture is inconsistent: {exc}") from exc
+    for i, layer in enumerate(net.dense_layers):
+        layer.W[...] = arrays[f"W{i}"]
+        layer.b[...] = arrays[f"b{i}"]
+    return net
