@@ -19,7 +19,7 @@ def check_dtype(dtype: object) -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in FLOAT_DTYPES:
+    if dt is None or dt not in FLOAT_DTYPES:
         raise ValueError(f"`dtype` must be numpy.float64 or numpy.float32; got {dtype!r}.")
     return dt
 
@@ -29,7 +29,7 @@ def as_float_array(value: object, name: str, dtype: np.dtype) -> Array:
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"`{name}` must hold real numbers; got an array of dtype {arr.dtype}.")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")
 
 
 def check_finite(arr: Array, name: str) -> None:
@@ -76,14 +76,14 @@ def _labels_to_one_hot(T: Array, n_out: int, name: str, dtype: np.dtype) -> Arra
         if not np.all(T == np.round(T)):
             bad = int(np.argmax(T != np.round(T)))
             raise ValueError(f"`{name}` holds a non-integer class label {T[bad]} at row {bad}.")
-    labels = T.astype(np.int64)
-    out_of_range = (labels < 0) | (labels >= n_out)
+    out_of_range = (T < 0) | (T >= n_out)
     if out_of_range.any():
         bad = int(np.argmax(out_of_range))
         raise ValueError(
-            f"`{name}` holds class label {labels[bad]} at row {bad}; labels must lie in "
+            f"`{name}` holds class label {T[bad]:g} at row {bad}; labels must lie in "
             f"0..{n_out - 1} for a network with {n_out} outputs."
         )
+    labels = T.astype(np.int64)
     one_hot = np.zeros((labels.shape[0], n_out), dtype=dtype)
     one_hot[np.arange(labels.shape[0]), labels] = 1
     return one_hot

@@ -247,6 +247,7 @@ class Network:
             ∂L/∂X; ∂L/∂params is written into ``self.grad``.
         """
         out = self.activations[-1]
+        grad_output = np.asarray(grad_output, dtype=self.dtype)
         if out.A is None or grad_output.shape != out.A.shape:
             shape = None if out.A is None else out.A.shape
             raise ValueError(
