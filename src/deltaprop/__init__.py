@@ -10,6 +10,7 @@ import importlib
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .gradcheck import GradientCheck, check_gradient
 from .layers import Activation, Dense
+from .least_squares import LMResult, levenberg_marquardt
 from .losses import LOSSES
 from .model_io import ModelFileError, load_model, save_model
 from .network import Network, mlp
@@ -57,6 +58,7 @@ __all__ = [
     "FirstOrderOptimizer",
     "GradientCheck",
     "History",
+    "LMResult",
     "ModelFileError",
     "Momentum",
     "Network",
@@ -67,6 +69,7 @@ __all__ = [
     "__version__",
     "check_gradient",
     "get_optimizer",
+    "levenberg_marquardt",
     "load_model",
     "mlp",
     "save_model",
