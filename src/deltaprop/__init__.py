@@ -33,12 +33,21 @@ from .training import STOP_REASONS, History, train
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = ("datasets", "plots")
+_LAZY_SUBMODULES = ("datasets", "plots", "estimators", "cli")
+# Names that load scikit-learn on first use, so `import deltaprop` stays light.
+_LAZY_NAMES = {
+    "MLPRegressor": "estimators",
+    "MLPClassifier": "estimators",
+    "save_estimator": "estimators",
+    "load_estimator": "estimators",
+}
 
 
 def __getattr__(name: str):
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
     raise AttributeError(f"module 'deltaprop' has no attribute {name!r}")
 
 
@@ -59,6 +68,8 @@ __all__ = [
     "GradientCheck",
     "History",
     "LMResult",
+    "MLPClassifier",
+    "MLPRegressor",
     "ModelFileError",
     "Momentum",
     "Network",
@@ -70,8 +81,10 @@ __all__ = [
     "check_gradient",
     "get_optimizer",
     "levenberg_marquardt",
+    "load_estimator",
     "load_model",
     "mlp",
+    "save_estimator",
     "save_model",
     "train",
 ]

@@ -1,0 +1,8 @@
+"""``python -m deltaprop`` runs the ``deltaprop`` command (see :mod:`deltaprop.cli`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,832 @@
+"""The ``deltaprop`` command: train, predict, evaluate and inspect networks on CSV files.
+
+::
+
+    deltaprop train                               # diabetes, LM, 70/15/15 split, progress bar
+    deltaprop train --data FILE.csv --target COL [--target COL2 ...] [--task auto]
+                    [--hidden 10,10] [--activation tanh] [--solver lm] [--epochs N]
+                    [--val-split 0.15] [--test-split 0.15] [--seed 0] [--out model.npz]
+                    [--plot PREFIX] [--json] [--quiet]
+    deltaprop train --dataset NAME ...            # a built-in data set (see `deltaprop datasets`)
+    deltaprop predict --model M --data FILE.csv [--out preds.csv]
+    deltaprop evaluate --model M --data FILE.csv [--json]
+    deltaprop inspect --model M [--data FILE.csv] [--plot PREFIX] [--json]
+    deltaprop datasets [--json]
+
+CSV files have a header row; the feature columns must hold finite numbers.  For ``train``
+every column that is not a ``--target`` is a feature; ``predict``, ``evaluate`` and ``inspect``
+pick the model's feature columns by name and ignore the others.
+
+Task detection (``--task auto``): a single target column whose values are not all numbers
+holds class labels (classification); a numeric one is classification when its values are
+integers with between 2 and 20 distinct values and at least 5 rows per value on average
+(N ≥ 5k); anything else is regression.  The choice is printed; ``--task`` overrides it.
+
+Exit status: 0 success; 2 a usage error or bad input (one line ``deltaprop: error: ...`` on
+stderr naming the file, line and column where known); 130 interrupted by Ctrl-C (with
+``--out``, ``train`` first saves the best model so far and says so); 1 an internal error
+(one line; set ``DELTAPROP_DEBUG=1`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn, TextIO
+
+import numpy as np
+
+from . import __version__
+from .estimators import (
+    SOLVERS,
+    MLPClassifier,
+    MLPRegressor,
+    load_estimator,
+    save_estimator,
+)
+from .model_io import ModelFileError, to_jsonable
+
+Array = np.ndarray
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+HIDDEN_ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "softplus", "elu", "identity")
+#: Auto task rule: at most this many distinct integer labels, and N >= ROWS_PER_CLASS * k.
+MAX_AUTO_CLASSES, ROWS_PER_CLASS = 20, 5
+#: inspect: the whole Hessian spectrum up to this many parameters, else the ends by Lanczos.
+DENSE_SPECTRUM_MAX, SPECTRUM_ENDS = 2000, 6
+
+
+class CliError(Exception):
+    """A user error: reported as one line ``deltaprop: error: ...``, exit status 2."""
+
+
+# ---------------------------------------------------------------------------- arguments
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors raise CliError (one line) instead of printing usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of positive integers such as 10 or 10,10")
+    return sizes
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer in [0, 2**32)")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number in [0, 1)")
+    return value
+
+
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a network on a CSV file or a built-in data set",
+                       description="Train a network; with no options, on the diabetes data "
+                                   "with Levenberg-Marquardt.")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--data", metavar="FILE.csv", help="CSV file with a header row")
+    source.add_argument("--dataset", metavar="NAME",
+                        help="built-in data set (default: diabetes; see 'deltaprop datasets')")
+    p.add_argument("--target", metavar="COL", action="append",
+                   help="target column of --data (repeat for several outputs)")
+    p.add_argument("--task", choices=("auto", "regression", "classification"), default="auto",
+                   help="auto: classification for text labels or 2-20 distinct integers with "
+                        ">= 5 rows each on average, else regression")
+    p.add_argument("--hidden", type=_hidden, default=(10,), metavar="10,10",
+                   help="hidden layer widths (default 10)")
+    p.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="tanh")
+    p.add_argument("--solver", choices=SOLVERS, default="lm")
+    p.add_argument("--epochs", type=_positive_int, metavar="N",
+                   help="maximum epochs (default: 1000 for lm, trainbr, gd; 200 for adam, sgd)")
+    p.add_argument("--val-split", type=_fraction, default=0.15, metavar="F",
+                   help="fraction of rows for validation / early stopping (0: none)")
+    p.add_argument("--test-split", type=_fraction, default=0.15, metavar="F",
+                   help="fraction of rows held out for testing (0: none)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the split and the weights")
+    p.add_argument("--out", metavar="model.npz", help="write the trained model here")
+    p.add_argument("--plot", metavar="PREFIX",
+                   help="write PREFIX_loss.png and PREFIX_regression.png or _confusion.png")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    p.set_defaults(run=cmd_train)
+
+
+def _add_model_commands(sub: Any) -> None:
+    p = sub.add_parser("predict", help="predict with a model on a CSV file")
+    p.add_argument("--model", required=True, metavar="M")
+    p.add_argument("--data", required=True, metavar="FILE.csv")
+    p.add_argument("--out", metavar="preds.csv", help="write here instead of stdout")
+    p.set_defaults(run=cmd_predict)
+    p = sub.add_parser("evaluate", help="metrics of a model on a CSV file with targets")
+    p.add_argument("--model", required=True, metavar="M")
+    p.add_argument("--data", required=True, metavar="FILE.csv")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_evaluate)
+    p = sub.add_parser("inspect", help="architecture, training summary and curvature")
+    p.add_argument("--model", required=True, metavar="M")
+    p.add_argument("--data", metavar="FILE.csv",
+                   help="also loss, gradient norm and Hessian eigenvalues on this data")
+    p.add_argument("--plot", metavar="PREFIX", help="with --data: PREFIX_eigenvalues.png")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_inspect)
+    p = sub.add_parser("datasets", help="list the built-in data sets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_datasets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``deltaprop`` command."""
+    parser = _Parser(prog="deltaprop", description="Backpropagation done exactly: train, "
+                     "predict with, evaluate and inspect feed-forward networks.",
+                     epilog="Exit status: 0 ok, 2 bad usage or input, 130 interrupted, "
+                            "1 internal error.")
+    parser.add_argument("--version", action="version", version=f"deltaprop {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+    _add_model_commands(sub)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse and cross-check the arguments (CliError for anything wrong)."""
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        raise CliError("choose a command: train, predict, evaluate, inspect or datasets "
+                       "(see 'deltaprop --help')")
+    if args.command == "train":
+        _check_train_args(args)
+    return args
+
+
+def _check_train_args(args: argparse.Namespace) -> None:
+    if args.val_split + args.test_split >= 1:
+        raise CliError(f"--val-split {args.val_split:g} and --test-split {args.test_split:g} "
+                       "leave no training rows; their sum must be below 1")
+    if args.data is not None and not args.target:
+        raise CliError("--data needs at least one --target COL naming the target column")
+    if args.data is None and args.target:
+        raise CliError("--target applies to --data only; a built-in data set has its target")
+    if args.out is not None:
+        _check_writable(args.out, "--out")
+    if args.plot is not None:
+        _check_writable(args.plot + "_loss.png", "--plot")
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Fail before training, not after, when an output path cannot be written."""
+    if os.path.isdir(path):
+        raise CliError(f"{option} {path}: is a directory; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError(f"{option} {path}: folder {folder} does not exist")
+
+
+# ---------------------------------------------------------------------------- CSV files
+@dataclass
+class Table:
+    """A CSV file read as text: header names, rows of stripped cells, their line numbers."""
+
+    path: str
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+
+    def column_index(self, name: str) -> int:
+        if name not in self.header:
+            available = ", ".join(repr(h) for h in self.header)
+            raise CliError(f"{self.path}: no column {name!r}; the columns are {available}")
+        return self.header.index(name)
+
+
+def _open_text(path: str) -> TextIO:
+    if not os.path.lexists(path):
+        raise CliError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a directory, not a CSV file")
+    try:
+        return open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def read_csv(path: str) -> Table:
+    """Read a CSV file with a header row; CliError for anything that is not a clean table."""
+    records: list[tuple[int, list[str]]] = []
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        try:
+            for row in reader:
+                if row:
+                    records.append((reader.line_num, [cell.strip() for cell in row]))
+        except UnicodeDecodeError as exc:
+            raise CliError(f"{path}: is not UTF-8 text (byte {exc.start})") from exc
+        except (csv.Error, OSError) as exc:
+            raise CliError(f"{path}: line {reader.line_num}: {exc}") from exc
+    if not records:
+        raise CliError(f"{path}: is empty")
+    (_, header), body = records[0], records[1:]
+    _check_header(path, header)
+    if not body:
+        raise CliError(f"{path}: has a header but no data rows")
+    for line, row in body:
+        if len(row) != len(header):
+            raise CliError(f"{path}: line {line} has {len(row)} fields but the header has "
+                           f"{len(header)}")
+    return Table(path, header, [row for _, row in body], [line for line, _ in body])
+
+
+def _check_header(path: str, header: list[str]) -> None:
+    for i, name in enumerate(header):
+        if not name:
+            raise CliError(f"{path}: line 1: column {i + 1} of the header has no name")
+        if name in header[:i]:
+            raise CliError(f"{path}: line 1: column name {name!r} appears twice in the header")
+
+
+def _number(table: Table, r: int, c: int) -> float:
+    cell, where = table.rows[r][c], f"{table.path}: line {table.lines[r]}, column " \
+                                    f"{table.header[c]!r}"
+    if not cell:
+        raise CliError(f"{where}: empty cell (missing values are not supported)")
+    try:
+        value = float(cell)
+    except ValueError:
+        raise CliError(f"{where}: {cell!r} is not a number") from None
+    if not math.isfinite(value):
+        raise CliError(f"{where}: {cell!r} is not a finite number (NaN and infinity are not "
+                       "allowed)")
+    return value
+
+
+def numeric_matrix(table: Table, names: Sequence[str]) -> Array:
+    """The named columns as a float array (N, len(names)); the first bad cell raises."""
+    missing = [n for n in names if n not in table.header]
+    if missing:
+        raise CliError(f"{table.path}: lacks column(s) {', '.join(map(repr, missing))} that the "
+                       f"model needs; the file has {', '.join(map(repr, table.header))}")
+    cols = [table.header.index(n) for n in names]
+    out = np.empty((len(table.rows), len(cols)))
+    for r in range(len(table.rows)):
+        for j, c in enumerate(cols):
+            out[r, j] = _number(table, r, c)
+    return out
+
+
+def label_column(table: Table, name: str) -> Array:
+    """A class-label column: int64 if all integers, float64 if all numbers, else text.
+
+    Empty cells raise, and so do NaN or infinity in an otherwise numeric column.
+    """
+    c = table.column_index(name)
+    cells = [row[c] for row in table.rows]
+    for r, cell in enumerate(cells):
+        if not cell:
+            raise CliError(f"{table.path}: line {table.lines[r]}, column {name!r}: empty cell "
+                           "(missing labels are not supported)")
+    try:
+        values = np.array([float(cell) for cell in cells])
+    except ValueError:
+        return np.array(cells)
+    for r in np.flatnonzero(~np.isfinite(values))[:1]:
+        _number(table, int(r), c)  # raises, naming the line and column
+    return values.astype(np.int64) if np.all(values == np.round(values)) else values
+
+
+# ---------------------------------------------------------------------------- the data
+@dataclass
+class Data:
+    """Inputs and targets of one training run, with names."""
+
+    source: str
+    X: Array
+    y: Array
+    task: str
+    task_note: str
+    feature_names: list[str]
+    target_names: list[str]
+    class_names: list[str] | None = None
+
+
+def _auto_task(y: Array, n_targets: int) -> tuple[str, str]:
+    """The task the target column(s) suggest, and why (see the module docstring)."""
+    if n_targets > 1:
+        return "regression", f"auto: {n_targets} target columns"
+    if y.dtype.kind not in "iuf":
+        return "classification", "auto: the target holds text labels"
+    k = np.unique(y).shape[0]
+    if y.dtype.kind in "iu" and 2 <= k <= MAX_AUTO_CLASSES and y.shape[0] >= ROWS_PER_CLASS * k:
+        return "classification", f"auto: the target holds {k} distinct integers"
+    return "regression", "auto: the target holds numbers"
+
+
+def _csv_targets(table: Table, targets: list[str], task: str) -> tuple[Array, str, str]:
+    for name in targets:
+        table.column_index(name)
+    if len(set(targets)) != len(targets):
+        raise CliError("--target names a column twice")
+    if task == "classification" and len(targets) > 1:
+        raise CliError("--task classification takes exactly one --target column")
+    if task == "auto":
+        task, note = _auto_task(label_column(table, targets[0]), len(targets))
+    else:
+        note = "chosen with --task"
+    if task == "classification":
+        return label_column(table, targets[0]), task, note
+    y = numeric_matrix(table, targets)
+    return (y[:, 0] if len(targets) == 1 else y), task, note
+
+
+def load_train_data(args: argparse.Namespace) -> Data:
+    """The training data from --data (CSV) or --dataset (built-in)."""
+    if args.data is None:
+        return _builtin_data(args.dataset, args.task)
+    table = read_csv(args.data)
+    y, task, note = _csv_targets(table, list(args.target), args.task)
+    features = [h for h in table.header if h not in args.target]
+    if not features:
+        raise CliError(f"{args.data}: has no feature columns besides the target(s)")
+    X = numeric_matrix(table, features)
+    return Data(args.data, X, y, task, note, features, list(args.target))
+
+
+def _builtin_data(name: str | None, task: str) -> Data:
+    from . import datasets
+
+    name = datasets.DEFAULT_DATASET if name is None else name
+    try:
+        ds = datasets.load(name)
+    except ValueError as exc:
+        raise CliError(f"--dataset: {exc}") from None
+    if task not in ("auto", ds.task):
+        raise CliError(f"--task {task}: data set {name!r} is a {ds.task} problem")
+    classes = list(ds.class_names) if ds.task == "classification" else None
+    return Data(name, ds.X, ds.y, ds.task, f"data set {name!r}", list(ds.feature_names),
+                list(ds.target_names), classes)
+
+
+def _split_indices(data: Data, val: float, test: float,
+                   seed: int) -> dict[str, Array]:
+    """Row indices of the train/validation/test parts (stratified for classification)."""
+    from sklearn.model_selection import train_test_split
+
+    n = data.X.shape[0]
+    n_test = max(1, round(test * n)) if test > 0 else 0
+    n_val = max(1, round(val * n)) if val > 0 else 0
+    if n - n_test - n_val < 1:
+        raise CliError(f"{data.source}: {n} rows are too few for --val-split {val:g} and "
+                       f"--test-split {test:g}")
+    parts, rest = {}, np.arange(n)
+    for name, size in (("test", n_test), ("validation", n_val)):
+        if size == 0:
+            parts[name] = rest[:0]
+            continue
+        strat = data.y[rest] if data.task == "classification" else None
+        try:
+            rest, parts[name] = train_test_split(rest, test_size=size, random_state=seed,
+                                                 stratify=strat)
+        except ValueError:
+            rest, parts[name] = train_test_split(rest, test_size=size, random_state=seed)
+    return {"train": np.sort(rest), "validation": np.sort(parts["validation"]),
+            "test": np.sort(parts["test"])}
+
+
+def _check_classes(data: Data, train_rows: Array) -> None:
+    labels = np.unique(data.y)
+    if labels.shape[0] < 2:
+        raise CliError(f"{data.source}: the target has 1 class ({labels[0]!r}); "
+                       "classification needs at least 2")
+    missing = np.setdiff1d(labels, data.y[train_rows])
+    if missing.size:
+        raise CliError(f"{data.source}: class {missing[0]!r} has too few rows to appear in "
+                       "the training split; add rows or lower --val-split/--test-split")
+
+
+# ---------------------------------------------------------------------------- metrics
+def metrics(task: str, y: Array, pred: Array) -> dict[str, Any]:
+    """Rows, MSE and R² (regression, uniform average over outputs) or accuracy."""
+    n = int(y.shape[0])
+    if n == 0:
+        return {"rows": 0}
+    if task == "classification":
+        return {"rows": n, "accuracy": float(np.mean(y == pred))}
+    Y, P = y.reshape(n, -1), pred.reshape(n, -1)
+    mse = float(np.mean((Y - P) ** 2))
+    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    ss_res = ((Y - P) ** 2).sum(axis=0)
+    r2 = float(np.mean(1 - ss_res / ss_tot)) if n > 1 and np.all(ss_tot > 0) else None
+    return {"rows": n, "mse": mse, "r2": r2}
+
+
+def _format_metrics(task: str, table: dict[str, dict[str, Any]]) -> list[str]:
+    cols = ("accuracy",) if task == "classification" else ("mse", "r2")
+    titles = {"accuracy": "accuracy", "mse": "MSE", "r2": "R²"}
+    lines = [f"{'':<12}{'rows':>6}" + "".join(f"{titles[c]:>14}" for c in cols)]
+    for name, row in table.items():
+        cells = []
+        for c in cols:
+            value = row.get(c)
+            cells.append("-" if value is None else f"{value:.6g}")
+        lines.append(f"{name:<12}{row['rows']:>6}" + "".join(f"{v:>14}" for v in cells))
+    return lines
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    print(json.dumps(to_jsonable(document), indent=2, ensure_ascii=False))
+
+
+# ---------------------------------------------------------------------------- train
+def _make_estimator(args: argparse.Namespace, task: str) -> MLPRegressor | MLPClassifier:
+    cls = MLPClassifier if task == "classification" else MLPRegressor
+    return cls(hidden_layer_sizes=args.hidden, activation=args.activation, solver=args.solver,
+               max_iter=args.epochs, random_state=args.seed, verbose=not args.quiet)
+
+
+def _fit(args: argparse.Namespace, data: Data,
+         parts: dict[str, Array]) -> MLPRegressor | MLPClassifier:
+    est = _make_estimator(args, data.task)
+    tr, va = parts["train"], parts["validation"]
+    validation = (data.X[va], data.y[va]) if va.size else None
+    try:
+        est.fit(data.X[tr], data.y[tr], validation_data=validation)
+    except ValueError as exc:
+        raise CliError(f"{data.source}: training failed: {exc}") from exc
+    return est
+
+
+def _train_report(args: argparse.Namespace, data: Data, est: Any,
+                  scores: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    h = est.history_
+    return {
+        "command": "train", "data": data.source, "task": data.task, "task_rule": data.task_note,
+        "features": data.feature_names, "targets": data.target_names,
+        "classes": est.classes_.tolist() if data.task == "classification" else None,
+        "architecture": {"sizes": est.net_.sizes, "activation": args.activation,
+                         "parameters": est.net_.n_params},
+        "solver": args.solver, "seed": args.seed, "stop_reason": est.stop_reason_,
+        "epochs": est.n_iter_, "best_epoch": est.best_epoch_,
+        "seconds": h.seconds[-1] if h.seconds else 0.0, "metrics": scores,
+        "model": None, "plots": [], "interrupted": est.stop_reason_ == "interrupted",
+    }
+
+
+def _write_train_plots(prefix: str, data: Data, est: Any, parts: dict[str, Array]) -> list[str]:
+    from . import plots
+
+    rows = parts["test"] if parts["test"].size else parts["train"]
+    title = "Test" if parts["test"].size else "Training"
+    loss_path = f"{prefix}_loss.png"
+    try:
+        plots.plot_loss(est.history_, loss_path)
+        if data.task == "classification":
+            other = f"{prefix}_confusion.png"
+            plots.plot_confusion(data.y[rows], est.predict(data.X[rows]),
+                                 labels=est.classes_.tolist(), path=other, title=title)
+        else:
+            other = f"{prefix}_regression.png"
+            plots.plot_regression(data.y[rows], est.predict(data.X[rows]), other, title=title)
+    except ValueError as exc:
+        raise CliError(f"--plot: {exc}") from exc
+    return [loss_path, other]
+
+
+def _save_trained(path: str, data: Data, est: Any, report: dict[str, Any]) -> None:
+    extra = {"source": data.source, "task_rule": data.task_note, "seed": report["seed"],
+             "metrics": report["metrics"], "class_names": data.class_names,
+             "split": {k: v["rows"] for k, v in report["metrics"].items()}}
+    try:
+        save_estimator(est, path, feature_names=data.feature_names,
+                       target_names=data.target_names, extra=extra)
+    except ModelFileError as exc:
+        raise CliError(f"--out {exc}") from exc
+
+
+def _print_train_text(report: dict[str, Any], data: Data) -> None:
+    sizes = "-".join(map(str, report["architecture"]["sizes"]))
+    print(f"{report['task']} ({report['task_rule']}) on {data.source}: {sizes} network, "
+          f"{report['architecture']['parameters']} parameters, solver {report['solver']}")
+    print(f"stop reason: {report['stop_reason']} (best epoch {report['best_epoch']} of "
+          f"{report['epochs']}, {report['seconds']:.2f} s)")
+    print("\n".join(_format_metrics(report["task"], report["metrics"])))
+    if report["model"]:
+        print(f"model saved to {report['model']}")
+    for path in report["plots"]:
+        print(f"plot written to {path}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``deltaprop train``: fit, report metrics per split, save and plot on request."""
+    data = load_train_data(args)
+    parts = _split_indices(data, args.val_split, args.test_split, args.seed)
+    if data.task == "classification":
+        _check_classes(data, parts["train"])
+    est = _fit(args, data, parts)
+    scores = {name: metrics(data.task, data.y[idx], est.predict(data.X[idx]))
+              for name, idx in parts.items() if idx.size}
+    report = _train_report(args, data, est, scores)
+    if args.out is not None:
+        _save_trained(args.out, data, est, report)
+        report["model"] = args.out
+    if args.plot is not None:
+        report["plots"] = _write_train_plots(args.plot, data, est, parts)
+    if args.json:
+        _print_json(report)
+    else:
+        _print_train_text(report, data)
+    if report["interrupted"]:
+        saved = (f"saved the best model so far (epoch {est.best_epoch_}) to {args.out}"
+                 if args.out else "nothing saved (no --out given)")
+        print(f"deltaprop: interrupted: {saved}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- model commands
+def _model_targets(est: Any, info: dict[str, Any], table: Table) -> Array:
+    """The model's target column(s) of ``table``, as the estimator's fit would take them."""
+    names = info["target_names"]
+    if info["task"] == "regression":
+        y = numeric_matrix(table, names)
+        return y[:, 0] if est.target_1d_ else y
+    c, classes = table.column_index(names[0]), est.classes_
+    labels = label_column(table, names[0])
+    if classes.dtype.kind in "iuf":
+        known = np.isin(labels, classes) if labels.dtype.kind in "iuf" else \
+            np.zeros(labels.shape[0], dtype=bool)
+    else:
+        labels = np.array([row[c] for row in table.rows])
+        known = np.isin(labels, classes)
+    if not known.all():
+        r = int(np.argmin(known))
+        raise CliError(f"{table.path}: line {table.lines[r]}, column {names[0]!r}: label "
+                       f"{table.rows[r][c]!r} is not one of the model's classes "
+                       f"{', '.join(map(str, classes.tolist()))}")
+    return labels
+
+
+def _write_predictions(out: TextIO, est: Any, info: dict[str, Any], pred: Array) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    if info["task"] == "classification":
+        writer.writerow(info["target_names"])
+        writer.writerows([[str(v)] for v in pred.tolist()])
+        return
+    writer.writerow(info["target_names"])
+    writer.writerows([[repr(float(v)) for v in np.atleast_1d(row)]
+                      for row in pred.reshape(pred.shape[0], -1)])
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``deltaprop predict``: one CSV row of predictions per input row."""
+    est, info = load_estimator(args.model)
+    if args.out is not None:
+        _check_writable(args.out, "--out")
+    table = read_csv(args.data)
+    pred = est.predict(numeric_matrix(table, info["feature_names"]))
+    if args.out is None:
+        _write_predictions(sys.stdout, est, info, pred)
+        return EXIT_OK
+    try:
+        with open(args.out, "w", newline="", encoding="utf-8") as fh:
+            _write_predictions(fh, est, info, pred)
+    except OSError as exc:
+        raise CliError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from exc
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``deltaprop evaluate``: metrics of the model on a CSV file holding the targets."""
+    est, info = load_estimator(args.model)
+    table = read_csv(args.data)
+    X = numeric_matrix(table, info["feature_names"])
+    y = _model_targets(est, info, table)
+    result = metrics(info["task"], y, est.predict(X))
+    if args.json:
+        _print_json({"command": "evaluate", "model": args.model, "data": args.data,
+                     "task": info["task"], "metrics": result})
+    else:
+        print(f"{info['task']} model {args.model} on {args.data}:")
+        print("\n".join(_format_metrics(info["task"], {"data": result})))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- inspect
+def _summary(est: Any, info: dict[str, Any], path: str) -> dict[str, Any]:
+    net, training = est.net_, info["training"]
+    summary = {
+        "command": "inspect", "model": path, "task": info["task"],
+        "features": info["feature_names"], "targets": info["target_names"],
+        "classes": info["classes"],
+        "architecture": {"sizes": net.sizes, "activations": net.activation_names,
+                         "loss": net.loss_name, "dtype": str(np.dtype(net.dtype))},
+        "parameters": net.n_params,
+        "training": {k: training.get(k) for k in ("solver", "n_iter", "stop_reason",
+                                                  "best_epoch", "best_loss", "best_val_loss",
+                                                  "seconds", "gamma", "alpha", "beta")
+                     if k in training},
+        "metrics": (info.get("extra") or {}).get("metrics"),
+    }
+    return summary
+
+
+def hessian_spectrum(net: Any, X: Array, T: Array) -> tuple[Array, bool]:
+    """Hessian eigenvalues (ascending) and whether they are all of them.
+
+    For P ≤ ``DENSE_SPECTRUM_MAX`` the whole spectrum (dense eigenvalues, exact); otherwise
+    the ``SPECTRUM_ENDS`` smallest and largest by Lanczos (``hessian_eigenvalues``, "BE").
+    """
+    from .curvature import hessian_eigenvalues
+
+    if net.n_params <= DENSE_SPECTRUM_MAX:
+        return np.sort(hessian_eigenvalues(net, X, T, k=net.n_params, which="LA")), True
+    lam = hessian_eigenvalues(net, X, T, k=2 * SPECTRUM_ENDS, which="BE")
+    return np.sort(lam), False
+
+
+def curvature_report(net: Any, X: Array, T: Array, lam: Array, complete: bool,
+                     k: int = 6) -> dict[str, Any]:
+    """Loss, gradient norm, top ``k`` Hessian eigenvalues and a condition estimate.
+
+    ``lam`` are eigenvalues from :func:`hessian_spectrum`.  The condition estimate is
+    λ_max / λ_min when λ_min > 0 (the spectral condition number of a positive definite
+    Hessian, exact when ``complete``); it is None for an indefinite Hessian (a saddle point,
+    or training not converged).
+    """
+    loss, grad = net.gradient(X, T)
+    lam_min, lam_max = float(lam[0]), float(lam[-1])
+    return {"rows": int(X.shape[0]), "loss": float(loss),
+            "gradient_norm": float(np.linalg.norm(grad)),
+            "top_eigenvalues": lam[::-1][:k].tolist(), "smallest_eigenvalue": lam_min,
+            "condition_estimate": lam_max / lam_min if lam_min > 0 else None,
+            "negative_eigenvalues": int(np.sum(lam < 0)) if complete else None,
+            "complete_spectrum": complete}
+
+
+def _standardised(est: Any, info: dict[str, Any], table: Table) -> tuple[Array, Array]:
+    X = numeric_matrix(table, info["feature_names"])
+    y = _model_targets(est, info, table)
+    Xs = (X - est.x_mean_) / est.x_scale_
+    if info["task"] == "classification":
+        return Xs, np.searchsorted(est.classes_, y)
+    return Xs, (y.reshape(len(y), -1) - est.y_mean_) / est.y_scale_
+
+
+def _print_inspect_text(s: dict[str, Any]) -> None:
+    arch = s["architecture"]
+    print(f"model: {s['model']} ({s['task']})")
+    print(f"architecture: {'-'.join(map(str, arch['sizes']))}, activations "
+          f"{', '.join(arch['activations'])}, loss {arch['loss']}, {arch['dtype']}")
+    print(f"parameters: {s['parameters']}")
+    names = s["features"]
+    more = f", ... ({len(names) - 12} more)" if len(names) > 12 else ""
+    print(f"features ({len(names)}): {', '.join(names[:12])}{more}")
+    print(f"targets: {', '.join(s['targets'])}"
+          + (f"; classes: {', '.join(map(str, s['classes']))}" if s["classes"] else ""))
+    t = s["training"]
+    print(f"training: solver {t.get('solver')}, {t.get('n_iter')} epochs, stop reason "
+          f"{t.get('stop_reason')!r}, best epoch {t.get('best_epoch')}")
+    if t.get("gamma") is not None:
+        print(f"  effective number of parameters gamma = {t['gamma']:.4g} of {s['parameters']}")
+    if s.get("metrics"):
+        print("\n".join(_format_metrics(s["task"], s["metrics"])))
+    c = s.get("curvature")
+    if c:
+        cond = "n/a (indefinite)" if c["condition_estimate"] is None else \
+            f"{c['condition_estimate']:.4g}"
+        print(f"on {s['data']} ({c['rows']} rows, standardised): loss {c['loss']:.6g}, "
+              f"gradient norm {c['gradient_norm']:.3g}")
+        print("  top Hessian eigenvalues: " + ", ".join(f"{v:.4g}" for v in c["top_eigenvalues"]))
+        neg = "" if c["negative_eigenvalues"] is None else \
+            f" ({c['negative_eigenvalues']} negative)"
+        print(f"  smallest eigenvalue: {c['smallest_eigenvalue']:.4g}{neg}; condition estimate "
+              f"lambda_max/lambda_min: {cond}")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """``deltaprop inspect``: what the model is, how it was trained, and its curvature."""
+    est, info = load_estimator(args.model)
+    summary = _summary(est, info, args.model)
+    if args.plot is not None and args.data is None:
+        raise CliError("--plot needs --data (the eigenvalues are computed on the data)")
+    if args.data is not None:
+        if args.plot is not None:
+            _check_writable(args.plot + "_eigenvalues.png", "--plot")
+        X, T = _standardised(est, info, read_csv(args.data))
+        lam, complete = hessian_spectrum(est.net_, X, T)
+        summary["data"] = args.data
+        summary["curvature"] = curvature_report(est.net_, X, T, lam, complete)
+        if args.plot is not None:
+            summary["plots"] = [_plot_spectrum(lam, args.plot)]
+    if args.json:
+        _print_json(summary)
+    else:
+        _print_inspect_text(summary)
+    return EXIT_OK
+
+
+def _plot_spectrum(lam: Array, prefix: str) -> str:
+    from . import plots
+
+    path = f"{prefix}_eigenvalues.png"
+    try:
+        plots.plot_eigenvalues(lam, path)
+    except ValueError as exc:
+        raise CliError(f"--plot: {exc}") from exc
+    return path
+
+
+# ---------------------------------------------------------------------------- datasets
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """``deltaprop datasets``: the built-in data sets."""
+    from .datasets import DEFAULT_DATASET, list_datasets
+
+    rows = list_datasets()
+    if args.json:
+        _print_json({"command": "datasets", "default": DEFAULT_DATASET, "datasets": [
+            {"name": n, "task": t, "shape": list(s), "summary": d} for n, t, s, d in rows]})
+        return EXIT_OK
+    for name, task, shape, summary in rows:
+        mark = "*" if name == DEFAULT_DATASET else " "
+        print(f"{mark} {name:<14}{task:<16}{shape[0]:>5} x {shape[1]:<4} {summary}")
+    print("(* the default of 'deltaprop train')")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- main
+def _fail(message: str) -> None:
+    print("deltaprop: " + " ".join(message.split()), file=sys.stderr)
+
+
+def _one_line_warning(message: Any, category: type, filename: str, lineno: int,
+                      file: TextIO | None = None, line: str | None = None) -> None:
+    _fail(f"warning: {message}")
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.run
+    return handler(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``deltaprop`` command with ``argv`` (default ``sys.argv[1:]``); return the status.
+
+    ``--help`` and ``--version`` raise SystemExit(0) as argparse does.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return _run(argv)
+    except (CliError, ModelFileError) as exc:
+        _fail(f"error: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INTERNAL
+    except Exception as exc:
+        if os.environ.get("DELTAPROP_DEBUG"):
+            traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set DELTAPROP_DEBUG=1 for the "
+              "traceback; please report it)")
+        return EXIT_INTERNAL
