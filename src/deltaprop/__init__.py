@@ -8,6 +8,23 @@ parameters live in one flat vector.  The submodules ``datasets`` and ``plots`` l
 import importlib
 
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
+from .curvature import (
+    check_hessian,
+    check_jacobian,
+    gauss_newton,
+    gauss_newton_dual,
+    hessian,
+    hessian_diagonal,
+    hessian_eigenvalues,
+    hessian_fd,
+    hessian_operator,
+    hessian_trace,
+    hvp,
+    inverse_hessian_outer,
+    jacobian_inputs,
+    jacobian_params,
+    vjp_inputs,
+)
 from .gradcheck import GradientCheck, check_gradient
 from .layers import Activation, Dense
 from .least_squares import LMResult, levenberg_marquardt
@@ -79,7 +96,21 @@ __all__ = [
     "TrainingProblem",
     "__version__",
     "check_gradient",
+    "check_hessian",
+    "check_jacobian",
+    "gauss_newton",
+    "gauss_newton_dual",
     "get_optimizer",
+    "hessian",
+    "hessian_diagonal",
+    "hessian_eigenvalues",
+    "hessian_fd",
+    "hessian_operator",
+    "hessian_trace",
+    "hvp",
+    "inverse_hessian_outer",
+    "jacobian_inputs",
+    "jacobian_params",
     "levenberg_marquardt",
     "load_estimator",
     "load_model",
@@ -87,4 +118,5 @@ __all__ = [
     "save_estimator",
     "save_model",
     "train",
+    "vjp_inputs",
 ]
