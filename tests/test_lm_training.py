@@ -213,8 +213,12 @@ def test_bayesian_regularisation_generalises_better_than_plain_lm():
             errors[key].append(np.mean((net.forward(X_test) - np.sin(3 * X_test)) ** 2))
             if key == "br":
                 gamma = np.asarray(h.extras["gamma"])
-                assert set(h.extras) == {"gamma", "alpha", "beta"}
+                assert set(h.extras) == {"gamma", "alpha", "beta", "log_evidence"}
                 assert math.isnan(gamma[0]) and np.all(np.isfinite(gamma[1:]))
+                # the returned epoch is that of the highest log evidence
+                log_evidence = np.asarray(h.extras["log_evidence"])
+                assert np.all(np.isfinite(log_evidence[1:]))
+                assert h.best_epoch == 1 + int(np.argmax(log_evidence[1:]))
                 assert np.all(np.asarray(h.extras["alpha"][1:]) > 0)
                 assert np.all(np.asarray(h.extras["beta"][1:]) > 0)
                 assert 1 < gamma[-1] < net.n_params
@@ -242,19 +246,28 @@ def test_bayesian_reestimation_follows_mackay(sizes, loss):
     assert ev.beta == pytest.approx((30 - gamma) / sum_of_squares())
     for epoch in (2, 3):
         ell = ev.alpha * ev.c / ev.beta
+        alpha, beta = ev.alpha, ev.beta
         G = deltaprop.curvature.gauss_newton(net, X, T)[0]  # loss scale: G = c JᵀJ
         step = opt.run_epoch(problem, epoch)
         assert step.stop_reason is None
+        # MacKay's log evidence at the new weights for the step's α, β, A = βJᵀJ + αI
+        lam_A = beta * np.clip(np.linalg.eigvalsh(G), 0, None) / ev.c + alpha
+        log_evidence = (-0.5 * beta * sum_of_squares() - 0.5 * alpha * (w @ w)
+                        - 0.5 * np.sum(np.log(lam_A)) + 0.5 * w.size * np.log(alpha)
+                        + 15 * np.log(beta) - 15 * np.log(2 * np.pi))
+        assert ev.log_evidence == pytest.approx(log_evidence, rel=1e-6)
         # γ = P − α tr(βJᵀJ + αI)⁻¹ = Σ λ/(λ + ℓ) over the eigenvalues λ of G
         lam = np.linalg.eigvalsh(G)
         assert ev.gamma == pytest.approx(np.sum(lam / (lam + ell)), rel=1e-8)
         assert ev.alpha == pytest.approx(ev.gamma / (w @ w))
         assert ev.beta == pytest.approx((30 - ev.gamma) / sum_of_squares())
-        assert step.extras == {"gamma": ev.gamma, "alpha": ev.alpha, "beta": ev.beta}
+        assert step.extras == {"gamma": ev.gamma, "alpha": ev.alpha, "beta": ev.beta,
+                               "log_evidence": ev.log_evidence}
     ell = ev.alpha * ev.c / ev.beta
     value, grad = opt.penalty(w)
-    assert value == pytest.approx(0.5 * ell * (w @ w))
+    assert value == pytest.approx(-ev.c * ev.log_evidence - problem.loss())
     np.testing.assert_allclose(grad, ell * w)
+    assert opt.penalty(w + 1.0)[0] == np.finfo(np.float64).max
 
 
 # ---------------------------------------------------------------------- failures

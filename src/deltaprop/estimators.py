@@ -617,8 +617,9 @@ def _training_summary(est: _BaseMLP) -> dict[str, Any]:
                "val_loss_curve": [h.val_loss[i] for i in rows],
                "validation_scores": None if scores is None else
                [scores[h.epoch[i] - 1] for i in rows if h.epoch[i] >= 1]}
-    for key, column in h.extras.items():
-        summary[key] = column[-1] if column else None
+    best_row = h.epoch.index(h.best_epoch) if h.best_epoch in h.epoch else len(h.epoch) - 1
+    for key, column in h.extras.items():  # γ, α, β of the returned (best) weights
+        summary[key] = column[best_row] if len(column) > best_row else None
     return summary
 
 
