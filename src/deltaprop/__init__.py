@@ -9,10 +9,13 @@ import importlib
 
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .curvature import (
+    CurvatureCheck,
+    GaussNewtonDual,
     check_hessian,
     check_jacobian,
     gauss_newton,
     gauss_newton_dual,
+    gauss_newton_operator,
     hessian,
     hessian_diagonal,
     hessian_eigenvalues,
@@ -23,6 +26,7 @@ from .curvature import (
     inverse_hessian_outer,
     jacobian_inputs,
     jacobian_params,
+    residual_jacobian,
     vjp_inputs,
 )
 from .gradcheck import GradientCheck, check_gradient
@@ -78,10 +82,12 @@ __all__ = [
     "Activation",
     "Adam",
     "CosineDecay",
+    "CurvatureCheck",
     "Dense",
     "EpochStep",
     "ExponentialDecay",
     "FirstOrderOptimizer",
+    "GaussNewtonDual",
     "GradientCheck",
     "History",
     "LMResult",
@@ -100,6 +106,7 @@ __all__ = [
     "check_jacobian",
     "gauss_newton",
     "gauss_newton_dual",
+    "gauss_newton_operator",
     "get_optimizer",
     "hessian",
     "hessian_diagonal",
@@ -115,6 +122,7 @@ __all__ = [
     "load_estimator",
     "load_model",
     "mlp",
+    "residual_jacobian",
     "save_estimator",
     "save_model",
     "train",
