@@ -1,0 +1,195 @@
+"""Cases for Levenberg–Marquardt: training against torch-levenberg-marquardt, the trainbr
+estimator against scikit-learn, and the NIST StRD problems against scipy.
+
+The LM training runs reuse ``benchmarks/lm_probe.py`` (the LM engineer's probe): same data,
+same initial weights for both libraries, ``train(..., LevenbergMarquardt(), goal=0.011)``
+against ``LevenbergMarquardtModule.training_step`` repeated until its loss ≤ 0.011.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from .core import Config, Disagree, Row, case, need, ratio_row
+from .timing import REPO_ROOT, time_runs
+
+GOAL_MSE = 0.011
+
+
+def _probe():
+    """``benchmarks.lm_probe`` (needs torch, tlm and ``deltaprop.lm_training``), or Skip."""
+    need("torch")
+    need("torch_levenberg_marquardt")
+    need("deltaprop.lm_training", "LevenbergMarquardt")
+    return need("benchmarks.lm_probe")
+
+
+def _sine():
+    import deltaprop
+
+    data = deltaprop.datasets.sine(2000, 0.1, seed=0)
+    return data.X, data.y
+
+
+@case("lm-sine", "LM 1-20-20-1 sine N = 2000, time to MSE ≤ 0.011")
+def lm_sine(cfg: Config) -> list[Row]:
+    """Time to the goal from the same initial weights, against tlm's default (QR) and Cholesky."""
+    probe = _probe()
+    import deltaprop
+
+    X, y = _sine()
+    base = deltaprop.mlp([1, 20, 20, 1], seed=0)
+    ours = lambda: probe.time_deltaprop(base.copy(), X, y)  # noqa: E731
+    rows = []
+    for method, goal in (("qr", 0.5), ("cholesky", 0.8)):
+        theirs = lambda m=method: probe.time_torch(probe.torch_net(base), X, y, m)  # noqa: E731
+        (_, ep_a, loss_a), (_, ep_b, loss_b) = ours(), theirs()
+        if loss_a > GOAL_MSE or loss_b > GOAL_MSE:
+            raise Disagree(f"goal not reached: deltaprop {loss_a:.4g} after {ep_a} epochs, "
+                           f"tlm {loss_b:.4g} after {ep_b}")
+        pair = time_runs(lambda: ours()[0], lambda t=theirs: t()[0], repeat=cfg.repeat)
+        rows.append(ratio_row("lm-sine", "LM 1-20-20-1 tanh, sine N = 2000, to MSE ≤ 0.011",
+                              pair, f"tlm {method}" + (" (default)" if method == "qr" else ""),
+                              goal, f"both reach MSE ≤ {GOAL_MSE}: epochs {ep_a} vs {ep_b}, "
+                                    "same initial weights, float64"))
+    return rows
+
+
+@case("lm-epoch", "LM epoch 8-32-32-1, N = 4000")
+def lm_epoch(cfg: Config) -> list[Row]:
+    """Seconds per epoch (median over epochs 2..8 of a run; runs alternated)."""
+    probe = _probe()
+    import deltaprop
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4000, 8))
+    y = np.sin(X.sum(axis=1)) + 0.1 * rng.standard_normal(4000)
+    base = deltaprop.mlp([8, 32, 32, 1], seed=0)
+    epochs = 4 if cfg.quick else 8
+    pair = time_runs(lambda: probe._epoch_times_deltaprop(base.copy(), X, y, epochs),
+                     lambda: probe._epoch_times_torch(probe.torch_net(base), X, y, epochs, "qr"),
+                     repeat=cfg.repeat)
+    return [ratio_row("lm-epoch", f"LM epoch 8-32-32-1 tanh, N = 4000, P = {base.n_params}",
+                      pair, "tlm default (qr)", 0.6,
+                      f"median over epochs 2..{epochs} of each run; ours = run_epoch + gradient")]
+
+
+def _diabetes_cv(estimator, cv) -> tuple[float, float]:
+    """(mean R² over the folds, total fit seconds) of one 5-fold cross-validation."""
+    from sklearn.model_selection import cross_validate
+
+    X, y = need("sklearn.datasets").load_diabetes(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = cross_validate(estimator, X, y, cv=cv, scoring="r2")
+    return float(np.mean(res["test_score"])), float(np.sum(res["fit_time"]))
+
+
+def _sklearn_lbfgs():
+    """scikit-learn's MLPRegressor(lbfgs), standardised like deltaprop's estimator."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    mlp = MLPRegressor(hidden_layer_sizes=(10,), activation="tanh", solver="lbfgs",
+                       random_state=0)
+    return make_pipeline(StandardScaler(),
+                         TransformedTargetRegressor(mlp, transformer=StandardScaler()))
+
+
+@case("trainbr-diabetes", "MLPRegressor(solver='trainbr') on diabetes, 5-fold")
+def trainbr_diabetes(cfg: Config) -> list[Row]:
+    """Cross-validated R² and fit time, hidden (10,) tanh for both; lbfgs with its defaults."""
+    ours_cls = need("deltaprop.estimators", "MLPRegressor")
+    need("sklearn")
+    from sklearn.model_selection import KFold
+
+    cv = KFold(5, shuffle=True, random_state=0)
+    ours = ours_cls(hidden_layer_sizes=(10,), solver="trainbr", random_state=0)
+    r2 = (_diabetes_cv(ours, cv)[0], _diabetes_cv(_sklearn_lbfgs(), cv)[0])
+    pair = time_runs(lambda: _diabetes_cv(ours, cv)[1],
+                     lambda: _diabetes_cv(_sklearn_lbfgs(), cv)[1],
+                     repeat=max(3, cfg.repeat - 2) if cfg.quick else cfg.repeat)
+    what = "MLPRegressor hidden (10,) tanh, diabetes, 5-fold (KFold shuffle, seed 0)"
+    r2_row = Row("trainbr-diabetes", f"mean R², {what}", f"{r2[0]:.4f}", f"{r2[1]:.4f}",
+                 "sklearn MLPRegressor(lbfgs)", "higher", None, r2[0] > r2[1],
+                 "both standardise X and y")
+    time_row = ratio_row("trainbr-diabetes", f"fit time (5 fits), {what}", pair,
+                         "sklearn MLPRegressor(lbfgs)", 1.0)
+    return [r2_row, time_row]
+
+
+def _nist():
+    """The tests' NIST StRD module (tests/nist_strd.py)."""
+    tests = str(REPO_ROOT / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    return need("nist_strd")
+
+
+#: The tests' options (tests/test_least_squares.py): ftol off, stop on the step or gradient.
+NIST_OPTIONS = {"ftol": 0.0, "xtol": 1e-12, "gtol": 1e-12, "max_iter": 200_000}
+SCIPY_OPTIONS = {"ftol": 1e-15, "xtol": 1e-15, "gtol": 1e-15, "max_nfev": 100_000}
+DIGITS = 6
+
+
+def _nist_passes(solve) -> tuple[int, float, list[str]]:
+    """(runs solved to ≥ 6 digits, seconds, failed runs) of ``solve(problem, x0)`` → (x, cost)."""
+    nist = _nist()
+    passed, failed, seconds = 0, [], 0.0
+    for p in nist.load_all():
+        for start, x0 in enumerate(p.starts, 1):
+            t0 = time.perf_counter()
+            x, cost = solve(p, x0)
+            seconds += time.perf_counter() - t0
+            ok = nist.lre(x, p.certified) >= DIGITS and nist.rss_lre(2 * cost, p) >= DIGITS
+            passed += ok
+            if not ok:
+                failed.append(f"{p.name}/{start}")
+    return passed, seconds, failed
+
+
+def _ours_nist(damping: str):
+    lm = need("deltaprop.least_squares", "levenberg_marquardt")
+
+    def solve(p, x0):
+        res = lm(p.residual, x0, p.jacobian, damping=damping, **NIST_OPTIONS)
+        return res.x, res.cost
+
+    return solve
+
+
+def _scipy_nist(method: str):
+    from scipy.optimize import least_squares
+
+    def solve(p, x0):
+        with np.errstate(all="ignore"):
+            res = least_squares(p.residual, x0, p.jacobian, method=method, **SCIPY_OPTIONS)
+        return res.x, res.cost
+
+    return solve
+
+
+@case("nist-strd", "NIST StRD: runs solved to ≥ 6 digits (of 54)")
+def nist_strd(cfg: Config) -> list[Row]:
+    """All 27 problems from both starts; one pass each (a count, not a timing)."""
+    _nist()
+    anchors = {m: _nist_passes(_scipy_nist(m)) for m in ("lm", "trf")}
+    anchor_text = ", ".join(f"{m} {n}/54" for m, (n, _, _) in anchors.items())
+    rows = []
+    for damping in ("levenberg", "marquardt"):
+        n, seconds, failed = _nist_passes(_ours_nist(damping))
+        note = (f"one pass: ours {seconds:.2f} s; scipy "
+                + ", ".join(f"{m} {s:.2f} s" for m, (_, s, _) in anchors.items())
+                + (f"; ours failed {', '.join(failed)}" if failed else "")
+                + "".join(f"; scipy {m} failed {', '.join(f)}" for m, (_, _, f) in anchors.items()
+                          if f))
+        rows.append(Row("nist-strd", f"NIST StRD runs solved, damping={damping!r}", f"{n}/54",
+                        anchor_text, "scipy least_squares lm / trf", "54/54", None, n == 54,
+                        note))
+    return rows
