@@ -399,7 +399,7 @@ def _builtin_data(name: str | None, task: str) -> Data:
     if task not in ("auto", ds.task):
         raise CliError(f"--task {task}: data set {name!r} is a {ds.task} problem")
     classes = list(ds.class_names) if ds.task == "classification" else None
-    return Data(name, ds.X, ds.y, ds.task, f"data set {name!r}", list(ds.feature_names),
+    return Data(name, ds.X, ds.y, ds.task, "the built-in data set's task", list(ds.feature_names),
                 list(ds.target_names), classes)
 
 
@@ -464,7 +464,7 @@ def _format_metrics(task: str, table: dict[str, dict[str, Any]]) -> list[str]:
         cells = []
         for c in cols:
             value = row.get(c)
-            cells.append("-" if value is None else f"{value:.6g}")
+            cells.append("-" if value is None else f"{value:.6g}" if c == "mse" else f"{value:.4f}")
         lines.append(f"{name:<12}{row['rows']:>6}" + "".join(f"{v:>14}" for v in cells))
     return lines
 
@@ -541,7 +541,7 @@ def _save_trained(path: str, data: Data, est: Any, report: dict[str, Any]) -> No
 
 def _print_train_text(report: dict[str, Any], data: Data) -> None:
     sizes = "-".join(map(str, report["architecture"]["sizes"]))
-    print(f"{report['task']} ({report['task_rule']}) on {data.source}: {sizes} network, "
+    print(f"{report['task']} on {data.source} ({report['task_rule']}): {sizes} network, "
           f"{report['architecture']['parameters']} parameters, solver {report['solver']}")
     print(f"stop reason: {report['stop_reason']} (best epoch {report['best_epoch']} of "
           f"{report['epochs']}, {report['seconds']:.2f} s)")
