@@ -32,12 +32,30 @@ Computing the first product as ``(W1 @ X.T).T`` (OpenBLAS's "TN" kernel with m =
 activations become Fortran-ordered, and it is slower for N ≥ n_out and for float64; not
 adopted. Remaining gap ≈ 10 % of the goal, set by the BLAS.""",
     "trainbr-diabetes": """
-Not the core: a pyinstrument profile of one fit (217 epochs, stopped by ``tol`` = 1e-7 on the
-gradient norm) spends 55 % in ``curvature.gauss_newton`` (of it ``mirror_upper`` recomputes
-``np.tril_indices(P)`` on every call, ≈ 10 % of the fit; cacheable), 14 % in the γ estimate
-(trace of A⁻¹ each accepted step), 10 % in Cholesky solves, and < 10 % in forward/backward
-passes. scikit-learn's lbfgs stops after ≤ 200 cheap iterations. Owners: lm_training /
-estimators (fewer epochs, e.g. a looser default ``tol`` for trainbr, and a cached index).""",
+Was 9.9× (≈ 217 epochs per fit, stopped by ``tol`` = 1e-7 on the gradient norm, although the
+returned epoch of highest log evidence is typically 7–13). Now ``LevenbergMarquardt`` stops
+Bayesian training after ``evidence_patience`` = 6 epochs without a new highest evidence
+(stop reason "evidence stopped improving"; needs that reason in
+``deltaprop.training.STOP_REASONS``, else the rule is inert): 13–19 epochs per fit, the same
+returned epochs and R². Per epoch: ``gauss_newton`` no longer mirrors G (LM reads the upper
+triangle only) nor computes h''(z). The γ estimate (a separate Cholesky of A = G + ℓI and a
+triangular inverse) stays: the step factorises A + μI, and reusing it would be inexact.""",
+    "hessian-5000": """
+Profile (pyinstrument, 10-64-64-4, N = 256, one thread, ≈ 0.40 s per call when measured
+alone): 58 % in ``_add_diagonal`` (the 64×64-unit hidden layer's own block: GEMMs of
+(≤ 1024 × 256) · (256 × 4096) at ≈ 47 GFLOP/s, i.e. at numpy's own limit, plus ≈ 25 % for
+the strided transpose-add into H), 25 % ``_add_pair`` (half GEMM, half ``_scatter_add``), 9 %
+``_symmetrise`` and 4 % the C_l recursion. No waste beyond the 23 % of the diagonal block's
+panels that compute both halves of their own square; what is left would need the (j, j')
+symmetry of a ⊗ a (half the GEMM flops, a scattered write). Against torch's ≈ 12 s this is
+≈ 0.033; the row's median is inflated by run-to-run noise (H is 210 MB of fresh pages per
+call, after torch's 4 GB), as its min–max shows.""",
+    "lm-sine": """
+Now measured over 5 seeds (geometric mean of per-seed time ratios): the epoch counts to
+MSE ≤ 0.011 of the two libraries differ chaotically per seed (one seed was 9 vs 6 epochs,
+20-seed means are 6.5 vs 6.35). Per epoch (≈ 17 ms) 60 % is the ``syrk`` of JᵀJ
+(2000 × 481, ≈ 10 ms at 46 GFLOP/s, numpy's limit), ≈ 1.3 ms forming J, ≈ 1.5 ms per
+Cholesky trial; skipping the mirror of G and h''(z) in ``gauss_newton`` saved ≈ 1.5 ms.""",
     "nist-strd": """
 ``damping="marquardt"`` (the default) loses BoxBOD from start 1 exactly as MINPACK does (see
 tests/test_least_squares.py: the scale-invariant step sends b2 to ≈ 115, where the model is

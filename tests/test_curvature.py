@@ -441,3 +441,24 @@ def test_hvp_on_wide_layers_takes_the_blas_path(monkeypatch, rng):
     g_minus = net.gradient(X, T)[1]
     net.params[:] = w0
     assert normwise(fast[:, 0], (g_plus - g_minus) / (2 * eps)) < 1e-6
+
+
+# ---------------------------------------------------------------------- Gauss–Newton internals
+@pytest.mark.parametrize("loss, output", [("mse", "identity"), ("ce", "softmax")])
+def test_gauss_newton_upper_is_the_upper_triangle(loss, output):
+    from deltaprop.curvature._common import check_data, forward_pass
+    from deltaprop.curvature._gauss_newton import gauss_newton_upper
+
+    rng = np.random.default_rng(3)
+    net = mlp([3, 7, 4], output=output, loss=loss, seed=1)
+    X = rng.normal(size=(600, 3))
+    T = rng.integers(0, 4, 600) if loss == "ce" else rng.normal(size=(600, 4))
+    G, g = gauss_newton(net, X, T, chunk_size=250)
+    U, u = gauss_newton_upper(net, *check_data(net, X, T), chunk_size=250)
+    assert U.flags.f_contiguous and np.array_equal(u, g)
+    assert np.array_equal(np.triu(U), np.triu(G)) and not np.tril(U, -1).any()
+    # the first-order pass leaves out h''(z) but nothing else
+    full = forward_pass(net, *check_data(net, X, T))
+    first = forward_pass(net, *check_data(net, X, T), second_order=False)
+    assert all(h is None for h in first.hg) and any(h is not None for h in full.hg)
+    assert all(np.array_equal(a, b) for a, b in zip(full.delta, first.delta, strict=True))

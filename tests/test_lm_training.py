@@ -330,6 +330,38 @@ def test_bad_options_raise_value_error_naming_them(options, name):
         LevenbergMarquardt(**options)
 
 
+def _train_br(X, T, seed, **options):
+    net = deltaprop.mlp([1, 20, 1], loss="sse", seed=seed)
+    h = train(net, X, T, LevenbergMarquardt(bayesian=True, **options), epochs=150, min_grad=0)
+    return h, net.params.copy()
+
+
+def test_evidence_patience_stops_and_returns_the_same_epoch():
+    reason = lm_training.EVIDENCE_STOPPED
+    assert reason in deltaprop.STOP_REASONS
+    for seed in range(3):
+        X, T = noisy_sine(30, seed, noise=0.2)
+        full, w_full = _train_br(X, T, seed, evidence_patience=None)
+        h, w = _train_br(X, T, seed, evidence_patience=6)
+        assert full.stop_reason == "max epochs"
+        log_evidence = np.asarray(h.extras["log_evidence"])
+        best = 1 + int(np.argmax(log_evidence[1:]))
+        assert h.stop_reason == reason  # 6 epochs after the last new highest evidence
+        assert h.n_epochs == best + 6 and h.n_epochs < full.n_epochs
+        # the trajectory is the same up to the stop, and so is the returned epoch when the
+        # full run found no higher evidence later
+        n = len(h.loss)
+        assert np.array_equal(full.loss[:n], h.loss) and h.best_epoch == best
+        if full.best_epoch == h.best_epoch:
+            assert np.array_equal(w, w_full)
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "6"])
+def test_evidence_patience_is_validated(value):
+    with pytest.raises(ValueError, match="`evidence_patience`"):
+        LevenbergMarquardt(bayesian=True, evidence_patience=value)
+
+
 @pytest.mark.parametrize("loss, output", [("ce", "softmax"), ("bce", "sigmoid")])
 def test_bayesian_needs_a_least_squares_loss(rng, loss, output):
     net = deltaprop.mlp([2, 3, 2], output=output, loss=loss, seed=0)

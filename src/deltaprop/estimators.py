@@ -11,7 +11,8 @@ solver        optimizer (``deltaprop.optimizers`` / ``deltaprop.lm_training``)
 ============  ============================================================================
 ``"lm"``      ``LevenbergMarquardt(l2=l2)``, full batch; default ``max_iter`` 1000
 ``"trainbr"`` ``LevenbergMarquardt(bayesian=True)``: α and β re-estimated (MacKay 1992);
-              ``l2`` must stay 0; default ``max_iter`` 1000
+              returns the epoch of highest log evidence and stops 6 epochs after it
+              (``evidence_patience``); ``l2`` must stay 0; default ``max_iter`` 1000
 ``"adam"``    ``Adam(learning_rate_init, weight_decay=l2)``, minibatches; default 200
 ``"sgd"``     ``Momentum(learning_rate_init, beta=0.9, nesterov=True, weight_decay=l2)``,
               minibatches, as scikit-learn's ``sgd``; default 200

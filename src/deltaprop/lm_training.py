@@ -89,7 +89,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg.lapack import get_lapack_funcs
 
-from .curvature import gauss_newton, gauss_newton_dual
+from .curvature import gauss_newton_dual
+from .curvature._gauss_newton import gauss_newton_upper
 from .least_squares import marquardt_diagonal, update_mu
 from .network import Network
 from .optimizers import EpochStep, Optimizer, TrainingProblem, _check_real
@@ -100,6 +101,8 @@ Array = np.ndarray
 DAMPINGS = ("levenberg", "marquardt")
 #: Losses for which Bayesian regularisation is defined (a Gaussian likelihood).
 BAYESIAN_LOSSES = ("sse", "mse")
+#: ``History.stop_reason`` of Bayesian training stopped by ``evidence_patience``.
+EVIDENCE_STOPPED = "evidence stopped improving"
 
 
 # ---------------------------------------------------------------------- the linear systems
@@ -148,10 +151,14 @@ def _symmetric_f64(S: Array) -> Array:
 
 
 class _Primal:
-    """(G + ℓI + μD) δ = −(g + ℓw): one Cholesky factorisation of size P per μ, G built once."""
+    """(G + ℓI + μD) δ = −(g + ℓw): one Cholesky factorisation of size P per μ, G built once.
+
+    ``G`` is Fortran-ordered with G in its UPPER triangle (the lower one is never read: every
+    factorisation is ``potrf(lower=0)``), as :func:`gauss_newton_upper` returns it.
+    """
 
     def __init__(self, G: Array, g: Array, ell: float, w: Array, D: Array | None):
-        self.A = _symmetric_f64(G)
+        self.A = np.asarray(G, dtype=np.float64, order="F")
         self.g = np.asarray(g, dtype=np.float64)
         if ell:
             _diagonal_view(self.A)[:] += ell
@@ -337,6 +344,11 @@ class LevenbergMarquardt(Optimizer):
     dual : bool, optional
         Solve in the dual (J Jᵀ) form.  None: exactly when N·n_out < P and the form applies
         (Levenberg damping, or Marquardt damping without ``l2`` and ``bayesian``).
+    evidence_patience : int or None
+        With ``bayesian=True``: stop with "evidence stopped improving" after this many
+        epochs without a new highest log evidence (the epoch of the highest one is returned
+        anyway); None never stops on it.  Default 6, MATLAB's ``max_fail`` and ``train``'s
+        validation ``patience``: the evidence-based analogue of early stopping (see Notes).
 
     Attributes
     ----------
@@ -384,6 +396,16 @@ class LevenbergMarquardt(Optimizer):
     ranks alternative solutions), the fixed-point iteration being able to leave a solution of
     high evidence for a worse one (see the module docstring).
 
+    *Evidence patience.*  Since ``train`` returns the epoch of the highest evidence, epochs
+    after it only matter if they find a higher one.  On the diabetes data (5 folds × 2 seeds)
+    a new highest evidence came every 1–2 epochs up to the best epoch (7–13), and none in the
+    130–640 epochs that ``min_grad`` then needed while α, β drifted to the worse solution;
+    ``evidence_patience`` = 6 returns the same epoch after ≈ 20 epochs instead.  Like
+    validation patience it is a heuristic: a later, higher-evidence solution separated from
+    the best by more than ``evidence_patience`` non-improving epochs would be missed (set None
+    to train to the other stopping rules).  Epochs without a finite evidence (before the
+    first estimate) do not count.
+
     References
     ----------
     Marquardt 1963; Hagan & Menhaj 1994 (``trainlm``); MacKay 1992; Foresee & Hagan 1997
@@ -403,7 +425,7 @@ class LevenbergMarquardt(Optimizer):
     def __init__(self, mu: float = 1e-3, mu_dec: float = 0.1, mu_inc: float = 10.0,
                  mu_max: float = 1e10, chunk_size: int | None = None, l2: float = 0.0,
                  bayesian: bool = False, damping: str = "levenberg",
-                 dual: bool | None = None):
+                 dual: bool | None = None, evidence_patience: int | None = 6):
         self.mu = _check_real(mu, "mu", 0.0, low_open=True)
         self.mu_dec = _check_real(mu_dec, "mu_dec", 0.0, 1.0, low_open=True, high_open=True)
         self.mu_inc = _check_real(mu_inc, "mu_inc", 1.0, low_open=True)
@@ -413,6 +435,7 @@ class LevenbergMarquardt(Optimizer):
         self.bayesian = _check_flag(bayesian, "bayesian")
         self.damping = _check_choice(damping, "damping", DAMPINGS)
         self.dual = None if dual is None else _check_flag(dual, "dual")
+        self.evidence_patience = _check_patience(evidence_patience)
         if self.bayesian and self.l2:
             raise ValueError("`l2` must be 0 with `bayesian`=True: α is the weight decay then.")
         if self.dual and not self._dual_applies():
@@ -423,11 +446,14 @@ class LevenbergMarquardt(Optimizer):
         self._D: Array | None = None
         self._n_params: int | None = None
         self._scored: tuple[Array, float, float] | None = None
+        self._best_evidence = (-math.inf, 0)  # (highest log evidence, epochs since it)
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in (
             ("chunk_size", self.chunk_size), ("l2", self.l2), ("bayesian", self.bayesian),
             ("dual", self.dual)) if v)
+        if self.bayesian and self.evidence_patience != 6:
+            extra += f", evidence_patience={self.evidence_patience!r}"
         return (f"LevenbergMarquardt(mu={self.mu:g}, mu_dec={self.mu_dec:g}, "
                 f"mu_inc={self.mu_inc:g}, mu_max={self.mu_max:g}, "
                 f"damping={self.damping!r}{extra})")
@@ -446,6 +472,7 @@ class LevenbergMarquardt(Optimizer):
         self.mu_, self._D, self.evidence_ = self.mu, None, None
         self._n_params = net.n_params
         self._scored: tuple[Array, float, float] | None = None
+        self._best_evidence = (-math.inf, 0)
 
     def penalty(self, params: Array) -> tuple[float, Array | None]:
         """(ℓ/2)‖w‖² and ℓw, with ℓ = ``l2``; (0, None) when ℓ = 0.
@@ -499,8 +526,8 @@ class LevenbergMarquardt(Optimizer):
             e = None if self.damping == "levenberg" else 1.0 / self._diagonal(
                 np.einsum("ij,ij->j", d.Js, d.Js))
             return _Dual(d.Js, d.rs, d.K, ell, w, e), float(d.loss)
-        G, g = gauss_newton(net, problem.X, problem.T, chunk_size=self.chunk_size)
-        D = None if self.damping == "levenberg" else self._diagonal(np.diag(G))
+        G, g = gauss_newton_upper(net, problem.X, problem.T, chunk_size=self.chunk_size)
+        D = None if self.damping == "levenberg" else self._diagonal(np.diag(G).copy())
         return _Primal(G, g, ell, w, D), problem.loss()
 
     def _diagonal(self, diag_G: Array) -> Array:
@@ -521,7 +548,8 @@ class LevenbergMarquardt(Optimizer):
                     problem.net.params[:] = trial
                     self.mu_ = update_mu(mu, True, self.mu_dec, self.mu_inc)
                     extras = self._reestimate(system, loss, problem.net.params)
-                    return EpochStep(loss=loss, step=mu, extras=extras)
+                    return EpochStep(loss=loss, step=mu, extras=extras,
+                                     stop_reason=self._evidence_stop())
             mu = update_mu(mu, False, self.mu_dec, self.mu_inc)
         problem.net.params[:] = w0
         extras = {} if self.evidence_ is None else self.evidence_.extras()
@@ -541,7 +569,19 @@ class LevenbergMarquardt(Optimizer):
             ev.first_estimate(loss, w)
             ev.log_evidence = ev.evidence(loss, w, system.logdet(ev.ell) if ev.ell > 0 else None)
         self._scored = (w.copy(), loss, ev.log_evidence)
+        best, since = self._best_evidence
+        if ev.log_evidence > best:  # False for NaN
+            self._best_evidence = (ev.log_evidence, 0)
+        elif math.isfinite(best):
+            self._best_evidence = (best, since + 1)
         return ev.extras()
+
+    def _evidence_stop(self) -> str | None:
+        """EVIDENCE_STOPPED once ``evidence_patience`` epochs brought no higher evidence."""
+        if self.evidence_ is None or self.evidence_patience is None \
+                or self._best_evidence[1] < self.evidence_patience:
+            return None
+        return EVIDENCE_STOPPED
 
 
 # ---------------------------------------------------------------------- validation
@@ -552,6 +592,15 @@ def _check_chunk_size(chunk_size: object) -> int | None:
             or chunk_size < 1:
         raise ValueError(f"`chunk_size` must be a positive integer or None; got {chunk_size!r}.")
     return int(chunk_size)
+
+
+def _check_patience(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`evidence_patience` must be a positive integer or None; "
+                         f"got {value!r}.")
+    return int(value)
 
 
 def _check_flag(value: object, name: str) -> bool:

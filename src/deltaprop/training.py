@@ -17,7 +17,8 @@ stop_reason                          when
 ==================================  ========================================================
 "diverged"                           a non-finite loss, validation loss, gradient norm or
                                      parameter
-(the optimizer's reason)             ``EpochStep.stop_reason``, e.g. "mu reached mu_max"
+(the optimizer's reason)             ``EpochStep.stop_reason``: "mu reached mu_max" or
+                                     "evidence stopped improving" (Levenberg–Marquardt)
 "goal reached"                       training loss ≤ ``goal``
 "gradient below min_grad"            full-batch gradient norm < ``min_grad``
 "validation stopped improving"       no new best validation loss for ``patience`` epochs
@@ -69,6 +70,7 @@ STOP_REASONS = (
     "interrupted",
     "callback",
     "mu reached mu_max",
+    "evidence stopped improving",
 )
 
 

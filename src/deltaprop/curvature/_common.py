@@ -159,11 +159,14 @@ class Pass:
         return len(self.W)
 
 
-def forward_pass(net: Network, X: Array, T: Array | None = None, scale: float = 1.0) -> Pass:
+def forward_pass(net: Network, X: Array, T: Array | None = None, scale: float = 1.0,
+                 second_order: bool = True) -> Pass:
     """Run the forward pass on validated X and cache what the curvature routines need.
 
     With targets T (N, K), also backpropagate δ_l and the hidden curvature weights (scaled by
-    ``scale``).  Costs one forward pass (and one backward pass with T).
+    ``scale``).  Costs one forward pass (and one backward pass with T).  ``second_order=False``
+    skips h''(z) and the curvature weights (``hg`` all None): for the Gauss–Newton routines,
+    which use first derivatives only.
     """
     z, y = net._forward_head(X)
     hidden = net.activations[:-1]
@@ -174,8 +177,8 @@ def forward_pass(net: Network, X: Array, T: Array | None = None, scale: float = 
         z=z, y=y, head=net.head, t=T, scale=scale,
     )
     if T is not None:
-        d2h = [None if act.name in PIECEWISE_LINEAR else act.fn.d2f(act.Z, act.A)
-               for act in hidden]
+        d2h = [None if not second_order or act.name in PIECEWISE_LINEAR
+               else act.fn.d2f(act.Z, act.A) for act in hidden]
         _backward_errors(p, d2h)
     return p
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -41,17 +42,49 @@ def pass_gradient(p: Pass) -> Array:
     return g[0]
 
 
+@functools.lru_cache(maxsize=8)
+def _strict_lower(n: int) -> tuple[Array, Array]:
+    """``np.tril_indices(n, -1)``, cached (read-only): building them costs O(n²) each call."""
+    idx = np.tril_indices(n, -1)
+    for a in idx:
+        a.flags.writeable = False
+    return idx
+
+
 def mirror_upper(G: Array, block: int = 1024) -> Array:
     """Copy the upper triangle of a square matrix into its lower triangle, in place."""
     n = G.shape[0]
-    lower = np.tril_indices(min(block, n), -1)
     for i0 in range(0, n, block):
         i1 = min(n, i0 + block)
         diag = G[i0:i1, i0:i1]
-        idx = lower if i1 - i0 == block else np.tril_indices(i1 - i0, -1)
+        idx = _strict_lower(i1 - i0)
         diag[idx] = diag.T[idx]
         G[i1:, i0:i1] = G[i0:i1, i1:].T
     return G
+
+
+def gauss_newton_upper(
+    net: Network, X: Array, T: Array, chunk_size: int | None = None
+) -> tuple[Array, Array]:
+    """:func:`gauss_newton` without the mirroring: (G_F, g) with G_F Fortran-ordered (P, P)
+    whose UPPER triangle (diagonal included) holds G and whose strict lower triangle is zero.
+
+    For solvers that read one triangle only (LAPACK ``potrf(lower=0)``), e.g.
+    Levenberg–Marquardt: skips the O(P²) copy of the upper into the lower triangle.  X and T
+    must already be validated (:func:`check_data`).
+    """
+    chunk_size = check_chunk_size(chunk_size)
+    (n, k), n_params = T.shape, net.n_params
+    size = chunk_size or default_chunk(k, n_params, net.dtype.itemsize)
+    syrk = get_blas_funcs("syrk", dtype=net.dtype)
+    G = np.zeros((n_params, n_params), dtype=net.dtype, order="F")
+    g = np.zeros(n_params, dtype=net.dtype)
+    for rows in chunks(n, size):
+        scale = chunk_scale(net.head, n, rows.stop - rows.start, k)
+        p = forward_pass(net, X[rows], T[rows], scale, second_order=False)
+        G = syrk(1.0, scaled_jacobian(p).T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
+        g += pass_gradient(p)
+    return G, g
 
 
 def gauss_newton(
@@ -91,17 +124,7 @@ def gauss_newton(
     Gauss–Newton); Marquardt 1963.
     """
     X, T = check_data(net, X, T)
-    chunk_size = check_chunk_size(chunk_size)
-    (n, k), n_params = T.shape, net.n_params
-    size = chunk_size or default_chunk(k, n_params, net.dtype.itemsize)
-    syrk = get_blas_funcs("syrk", dtype=net.dtype)
-    G = np.zeros((n_params, n_params), dtype=net.dtype, order="F")
-    g = np.zeros(n_params, dtype=net.dtype)
-    for rows in chunks(n, size):
-        scale = chunk_scale(net.head, n, rows.stop - rows.start, k)
-        p = forward_pass(net, X[rows], T[rows], scale)
-        G = syrk(1.0, scaled_jacobian(p).T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
-        g += pass_gradient(p)
+    G, g = gauss_newton_upper(net, X, T, chunk_size)
     return mirror_upper(G).T, g
 
 
@@ -170,7 +193,7 @@ def gauss_newton_dual(net: Network, X: object, T: object) -> GaussNewtonDual:
     Bishop & Bishop 2024 §8.1.6; PRML §5.4.2–5.4.3; Schraudolph 2002; Marquardt 1963.
     """
     X, T = check_data(net, X, T)
-    p = forward_pass(net, X, T)
+    p = forward_pass(net, X, T, second_order=False)
     Js = scaled_jacobian(p)
     d = p.head.gn_diagonal(p.z, p.y)
     if d is None:  # softmax: S_nᵀ (δ/√(c y)) = δ because Σ_k δ_nk = 0
