@@ -24,6 +24,39 @@ def check_dtype(dtype: object) -> np.dtype:
     return dt
 
 
+def check_positive_int(value: object, name: str, allow_none: bool = False) -> int | None:
+    """A positive integer (or None when ``allow_none``), else ValueError naming ``name``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        alternative = " or None" if allow_none else ""
+        raise ValueError(f"`{name}` must be a positive integer{alternative}; got {value!r}.")
+    return int(value)
+
+
+def check_positive_float(value: object, name: str) -> float:
+    """A positive finite number, else ValueError naming ``name``."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not (np.isfinite(value) and value > 0):
+        raise ValueError(f"`{name}` must be a positive number; got {value!r}.")
+    return float(value)
+
+
+def check_choice(value: object, name: str, known: tuple[str, ...]) -> str:
+    """One of ``known``, else ValueError listing them."""
+    if not isinstance(value, str) or value not in known:
+        names = ", ".join(repr(k) for k in known)
+        raise ValueError(f"`{name}` must be one of {names}; got {value!r}.")
+    return value
+
+
+def check_flag(value: object, name: str) -> bool:
+    """True or False (Python or NumPy booleans), else ValueError naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be True or False; got {value!r}.")
+    return bool(value)
+
+
 def as_float_array(value: object, name: str, dtype: np.dtype) -> Array:
     """Convert to a float array of ``dtype``; non-numeric content raises ValueError."""
     arr = np.asarray(value)

@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_positive_int
 from .activations import ElementWise, get_activation, softmax
 
 Array = np.ndarray
 
 INITS = ("glorot", "he", "zeros")
-
-
-def _check_width(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return int(value)
 
 
 class Dense:
@@ -62,8 +57,8 @@ class Dense:
         rng: np.random.Generator | None = None,
         dtype: np.dtype | type = np.float64,
     ):
-        self.n_in = _check_width(n_in, "n_in")
-        self.n_out = _check_width(n_out, "n_out")
+        self.n_in = check_positive_int(n_in, "n_in")
+        self.n_out = check_positive_int(n_out, "n_out")
         self.n_params = self.n_out * self.n_in + self.n_out
         params = np.zeros(self.n_params, dtype=dtype)
         self.bind(params, np.zeros_like(params))

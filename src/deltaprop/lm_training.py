@@ -89,6 +89,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg.lapack import get_lapack_funcs
 
+from ._validation import check_choice, check_flag, check_positive_int
 from .curvature import gauss_newton_dual
 from .curvature._gauss_newton import gauss_newton_upper
 from .least_squares import marquardt_diagonal, update_mu
@@ -430,12 +431,13 @@ class LevenbergMarquardt(Optimizer):
         self.mu_dec = _check_real(mu_dec, "mu_dec", 0.0, 1.0, low_open=True, high_open=True)
         self.mu_inc = _check_real(mu_inc, "mu_inc", 1.0, low_open=True)
         self.mu_max = _check_real(mu_max, "mu_max", self.mu, low_open=True)
-        self.chunk_size = _check_chunk_size(chunk_size)
+        self.chunk_size = check_positive_int(chunk_size, "chunk_size", allow_none=True)
         self.l2 = _check_real(l2, "l2", 0.0)
-        self.bayesian = _check_flag(bayesian, "bayesian")
-        self.damping = _check_choice(damping, "damping", DAMPINGS)
-        self.dual = None if dual is None else _check_flag(dual, "dual")
-        self.evidence_patience = _check_patience(evidence_patience)
+        self.bayesian = check_flag(bayesian, "bayesian")
+        self.damping = check_choice(damping, "damping", DAMPINGS)
+        self.dual = None if dual is None else check_flag(dual, "dual")
+        self.evidence_patience = check_positive_int(evidence_patience, "evidence_patience",
+                                                    allow_none=True)
         if self.bayesian and self.l2:
             raise ValueError("`l2` must be 0 with `bayesian`=True: α is the weight decay then.")
         if self.dual and not self._dual_applies():
@@ -582,35 +584,3 @@ class LevenbergMarquardt(Optimizer):
                 or self._best_evidence[1] < self.evidence_patience:
             return None
         return EVIDENCE_STOPPED
-
-
-# ---------------------------------------------------------------------- validation
-def _check_chunk_size(chunk_size: object) -> int | None:
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
-            or chunk_size < 1:
-        raise ValueError(f"`chunk_size` must be a positive integer or None; got {chunk_size!r}.")
-    return int(chunk_size)
-
-
-def _check_patience(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`evidence_patience` must be a positive integer or None; "
-                         f"got {value!r}.")
-    return int(value)
-
-
-def _check_flag(value: object, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"`{name}` must be True or False; got {value!r}.")
-    return bool(value)
-
-
-def _check_choice(value: object, name: str, known: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in known:
-        names = " or ".join(repr(k) for k in known)
-        raise ValueError(f"`{name}` must be {names}; got {value!r}.")
-    return value

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from ._validation import check_positive_int
 from .network import Network
 from .optimizers import (
     EpochStep,
@@ -178,21 +179,15 @@ class _Rules:
     max_time: float | None
 
 
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return int(value)
-
-
 def _check_rules(epochs: object, goal: object, min_grad: object, patience: object,
                  max_time: object) -> _Rules:
     if max_time is not None:
         max_time = _check_real(max_time, "max_time", 0.0, low_open=True)
     return _Rules(
-        epochs=_check_positive_int(epochs, "epochs"),
+        epochs=check_positive_int(epochs, "epochs"),
         goal=_check_real(goal, "goal", 0.0),
         min_grad=_check_real(min_grad, "min_grad", 0.0),
-        patience=_check_positive_int(patience, "patience"),
+        patience=check_positive_int(patience, "patience"),
         max_time=max_time,
     )
 

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
-from .._validation import as_float_array, check_finite
+from .._validation import (  # noqa: F401  (re-exported for the curvature modules)
+    as_float_array,
+    check_choice,
+    check_finite,
+    check_positive_float,
+    check_positive_int,
+)
 from ..losses import Head
 from ..network import Network
 
@@ -35,35 +41,7 @@ PANEL_BYTES = 32 * 2**20
 # ---------------------------------------------------------------------- validation
 def check_chunk_size(chunk_size: object) -> int | None:
     """None, or a positive integer number of samples per chunk."""
-    if chunk_size is None:
-        return None
-    integer = isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool)
-    if not integer or chunk_size < 1:
-        raise ValueError(f"`chunk_size` must be a positive integer or None; got {chunk_size!r}.")
-    return int(chunk_size)
-
-
-def check_positive_int(value: object, name: str) -> int:
-    """A positive integer, else ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return int(value)
-
-
-def check_positive_float(value: object, name: str) -> float:
-    """A positive finite number, else ValueError naming ``name``."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not (np.isfinite(value) and value > 0):
-        raise ValueError(f"`{name}` must be a positive number; got {value!r}.")
-    return float(value)
-
-
-def check_choice(value: object, name: str, known: tuple[str, ...]) -> str:
-    """One of ``known``, else ValueError listing them."""
-    if not isinstance(value, str) or value not in known:
-        names = ", ".join(repr(k) for k in known)
-        raise ValueError(f"`{name}` must be one of {names}; got {value!r}.")
-    return value
+    return check_positive_int(chunk_size, "chunk_size", allow_none=True)
 
 
 def check_data(net: Network, X: object, T: object) -> tuple[Array, Array]:
