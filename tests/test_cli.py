@@ -483,3 +483,12 @@ def test_ctrl_c_saves_the_best_model_so_far(work, diabetes_csv):
     assert info["training"]["stop_reason"] == "interrupted" and est.n_iter_ > 0
     data = datasets.load("diabetes")
     assert np.all(np.isfinite(est.predict(data.X)))
+
+
+def test_trainbr_reports_validation_rows_but_stops_on_the_evidence(diabetes_csv, capsys):
+    status = cli.main(["train", "--data", str(diabetes_csv), "--target", "progression",
+                       "--solver", "trainbr", "--quiet", "--json"])
+    assert status == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["stop_reason"] != "validation stopped improving"
+    assert report["metrics"]["validation"]["rows"] > 0

@@ -138,7 +138,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--epochs", type=_positive_int, metavar="N",
                    help="maximum epochs (default: 1000 for lm, trainbr, gd; 200 for adam, sgd)")
     p.add_argument("--val-split", type=_fraction, default=0.15, metavar="F",
-                   help="fraction of rows for validation / early stopping (0: none)")
+                   help="fraction of rows for validation and early stopping (0: none); "
+                        "trainbr only reports on them, as it stops on the evidence")
     p.add_argument("--test-split", type=_fraction, default=0.15, metavar="F",
                    help="fraction of rows held out for testing (0: none)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the split and the weights")
@@ -484,7 +485,10 @@ def _fit(args: argparse.Namespace, data: Data,
          parts: dict[str, Array]) -> MLPRegressor | MLPClassifier:
     est = _make_estimator(args, data.task)
     tr, va = parts["train"], parts["validation"]
-    validation = (data.X[va], data.y[va]) if va.size else None
+    # trainbr picks its epoch by the evidence (MacKay 1992), so the validation rows are only
+    # reported, as MATLAB's trainbr does; every other solver stops early on them.
+    stops_on_validation = va.size and args.solver != "trainbr"
+    validation = (data.X[va], data.y[va]) if stops_on_validation else None
     try:
         est.fit(data.X[tr], data.y[tr], validation_data=validation)
     except ValueError as exc:
