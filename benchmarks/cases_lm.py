@@ -1,7 +1,7 @@
 """Cases for Levenberg–Marquardt: training against torch-levenberg-marquardt, the trainbr
 estimator against scikit-learn, and the NIST StRD problems against scipy.
 
-The LM training runs reuse ``benchmarks/lm_probe.py`` (the LM engineer's probe): same data,
+The LM training runs use ``benchmarks/lm_probe.py`` (the LM engineer's probe): same data,
 same initial weights for both libraries, ``train(..., LevenbergMarquardt(), goal=0.011)``
 against ``LevenbergMarquardtModule.training_step`` repeated until its loss ≤ 0.011.
 """
@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from .anchors import torch_twin
 from .core import Config, Disagree, Row, case, need, ratio_row
 from .timing import REPO_ROOT, Stats, time_runs
 
@@ -77,7 +78,7 @@ def lm_sine(cfg: Config) -> list[Row]:
         base = deltaprop.mlp([1, 20, 20, 1], seed=seed)
         runs = {"ours": lambda b=base: probe.time_deltaprop(b.copy(), X, y)}
         for m in methods:
-            runs[m] = lambda b=base, m=m: probe.time_torch(probe.torch_net(b), X, y, m)
+            runs[m] = lambda b=base, m=m: probe.time_torch(torch_twin(b), X, y, m)
         for name, run in runs.items():
             _, ep, loss = run()
             if loss > GOAL_MSE:
@@ -122,8 +123,8 @@ def lm_epoch(cfg: Config) -> list[Row]:
     y = np.sin(X.sum(axis=1)) + 0.1 * rng.standard_normal(4000)
     base = deltaprop.mlp([8, 32, 32, 1], seed=0)
     epochs = 4 if cfg.quick else 8
-    pair = time_runs(lambda: probe._epoch_times_deltaprop(base.copy(), X, y, epochs),
-                     lambda: probe._epoch_times_torch(probe.torch_net(base), X, y, epochs, "qr"),
+    pair = time_runs(lambda: probe.epoch_seconds_deltaprop(base.copy(), X, y, epochs),
+                     lambda: probe.epoch_seconds_torch(torch_twin(base), X, y, epochs, "qr"),
                      repeat=cfg.repeat)
     return [ratio_row("lm-epoch", f"LM epoch 8-32-32-1 tanh, N = 4000, P = {base.n_params}",
                       pair, "tlm default (qr)", 0.6,

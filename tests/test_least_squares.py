@@ -234,6 +234,20 @@ def test_solve_damped_solves_the_damped_normal_equations(rng: np.random.Generato
     assert not ok
 
 
+
+def test_solve_damped_work_buffer_gives_the_same_step(rng: np.random.Generator) -> None:
+    J, r = rng.standard_normal((10, 4)), rng.standard_normal(10)
+    JTJ, D = J.T @ J, rng.uniform(0.5, 2.0, 4)
+    work = np.empty((4, 4), order="F")
+    for mu in (0.3, 3.0):  # the buffer is reused: each solve starts from JTJ again
+        step, ok = solve_damped(JTJ, J.T @ r, mu, D, work=work)
+        assert ok
+        np.testing.assert_array_equal(step, solve_damped(JTJ, J.T @ r, mu, D)[0])
+    np.testing.assert_array_equal(solve_damped(JTJ, J.T @ r, 0.3, 1.0)[0],
+                                  solve_damped(JTJ, J.T @ r, 0.3, np.ones(4))[0])
+    with pytest.raises(ValueError, match="Fortran"):
+        solve_damped(JTJ, J.T @ r, 0.3, D, work=np.empty((4, 4)))
+
 def test_marquardt_diagonal_keeps_running_max_and_floor() -> None:
     D = marquardt_diagonal(np.array([4.0, 1.0, 0.0]))
     np.testing.assert_allclose(D, [4.0, 1.0, 4e-10])  # an always-zero column is floored

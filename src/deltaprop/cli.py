@@ -443,17 +443,23 @@ def _check_classes(data: Data, train_rows: Array) -> None:
 
 # ---------------------------------------------------------------------------- metrics
 def metrics(task: str, y: Array, pred: Array) -> dict[str, Any]:
-    """Rows, MSE and R² (regression, uniform average over outputs) or accuracy."""
+    """Rows, MSE and R² (regression, uniform average over outputs) or accuracy.
+
+    R² is None for fewer than 2 rows or a constant target column (undefined there).
+    """
+    from sklearn.metrics import accuracy_score, mean_squared_error, r2_score
+
     n = int(y.shape[0])
     if n == 0:
         return {"rows": 0}
     if task == "classification":
-        return {"rows": n, "accuracy": float(np.mean(y == pred))}
+        return {"rows": n, "accuracy": float(accuracy_score(y, pred))}
     Y, P = y.reshape(n, -1), pred.reshape(n, -1)
-    mse = float(np.mean((Y - P) ** 2))
-    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
-    ss_res = ((Y - P) ** 2).sum(axis=0)
-    r2 = float(np.mean(1 - ss_res / ss_tot)) if n > 1 and np.all(ss_tot > 0) else None
+    mse = float(mean_squared_error(Y.ravel(), P.ravel()))
+    r2 = None
+    if n > 1:  # force_finite=False: a constant column gives nan or -inf, reported as None
+        per_output = r2_score(Y, P, multioutput="raw_values", force_finite=False)
+        r2 = float(np.mean(per_output)) if np.all(np.isfinite(per_output)) else None
     return {"rows": n, "mse": mse, "r2": r2}
 
 
@@ -606,13 +612,12 @@ def _model_targets(est: Any, info: dict[str, Any], table: Table) -> Array:
     return labels
 
 
-def _write_predictions(out: TextIO, est: Any, info: dict[str, Any], pred: Array) -> None:
+def _write_predictions(out: TextIO, info: dict[str, Any], pred: Array) -> None:
     writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(info["target_names"])
     if info["task"] == "classification":
-        writer.writerow(info["target_names"])
         writer.writerows([[str(v)] for v in pred.tolist()])
         return
-    writer.writerow(info["target_names"])
     writer.writerows([[repr(float(v)) for v in np.atleast_1d(row)]
                       for row in pred.reshape(pred.shape[0], -1)])
 
@@ -625,11 +630,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     table = read_csv(args.data)
     pred = est.predict(numeric_matrix(table, info["feature_names"]))
     if args.out is None:
-        _write_predictions(sys.stdout, est, info, pred)
+        _write_predictions(sys.stdout, info, pred)
         return EXIT_OK
     try:
         with open(args.out, "w", newline="", encoding="utf-8") as fh:
-            _write_predictions(fh, est, info, pred)
+            _write_predictions(fh, info, pred)
     except OSError as exc:
         raise CliError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from exc
     return EXIT_OK
@@ -654,7 +659,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- inspect
 def _summary(est: Any, info: dict[str, Any], path: str) -> dict[str, Any]:
     net, training = est.net_, info["training"]
-    summary = {
+    return {
         "command": "inspect", "model": path, "task": info["task"],
         "features": info["feature_names"], "targets": info["target_names"],
         "classes": info["classes"],
@@ -667,7 +672,6 @@ def _summary(est: Any, info: dict[str, Any], path: str) -> dict[str, Any]:
                      if k in training},
         "metrics": (info.get("extra") or {}).get("metrics"),
     }
-    return summary
 
 
 def hessian_spectrum(net: Any, X: Array, T: Array) -> tuple[Array, bool]:
@@ -704,12 +708,10 @@ def curvature_report(net: Any, X: Array, T: Array, lam: Array, complete: bool,
 
 
 def _standardised(est: Any, info: dict[str, Any], table: Table) -> tuple[Array, Array]:
+    """The model's inputs and training targets on ``table``, in the network's units."""
     X = numeric_matrix(table, info["feature_names"])
     y = _model_targets(est, info, table)
-    Xs = (X - est.x_mean_) / est.x_scale_
-    if info["task"] == "classification":
-        return Xs, np.searchsorted(est.classes_, y)
-    return Xs, (y.reshape(len(y), -1) - est.y_mean_) / est.y_scale_
+    return est._standardise_inputs(X), est._encode_targets(y, "y")
 
 
 def _print_inspect_text(s: dict[str, Any]) -> None:

@@ -78,8 +78,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from .activations import ACTIVATIONS
-from .layers import Activation, Dense
-from .model_io import ModelFileError, load_model, metadata_array, save_model
+from .model_io import ModelFileError, empty_network, load_model, metadata_array, save_model
 from .network import Network, mlp
 from .optimizers import GD, Adam, Momentum, Optimizer
 from .training import History, train
@@ -128,11 +127,7 @@ def _net_state(net: Network) -> dict[str, Any]:
 
 
 def _net_from_state(state: Mapping[str, Any]) -> Network:
-    sizes = state["sizes"]
-    layers: list[Dense | Activation] = []
-    for n_in, n_out, name in zip(sizes[:-1], sizes[1:], state["activations"], strict=True):
-        layers += [Dense(n_in, n_out, init="zeros"), Activation(name)]
-    net = Network(layers, state["loss"])
+    net = empty_network(state["sizes"], state["activations"], state["loss"])
     net.params[:] = state["params"]
     return net
 
@@ -287,13 +282,12 @@ class _BaseMLP(BaseEstimator):
         self.x_mean_, self.x_scale_ = _standardisation(X_tr)
         T_tr = self._fit_targets(y_tr)
         if val is not None:
-            val = ((val[0] - self.x_mean_) / self.x_scale_, self._encode_targets(val[1], "y_val"))
+            val = (self._standardise_inputs(val[0]), self._encode_targets(val[1], "y_val"))
         n_out, output, loss = self._head()
         net = mlp([X.shape[1], *hidden, n_out], activation=self.activation, output=output,
                   loss=loss, seed=seed_net)
         scores: list[float] | None = None if val is None else []
-        history = self._train(net, (X_tr - self.x_mean_) / self.x_scale_, T_tr, val, seed_train,
-                              scores)
+        history = self._train(net, self._standardise_inputs(X_tr), T_tr, val, seed_train, scores)
         self._set_fitted(net, history, scores)
         return self
 
@@ -358,11 +352,15 @@ class _BaseMLP(BaseEstimator):
             self.best_validation_score_ = scores[scored.index(history.best_epoch)]
 
     # -- prediction
+    def _standardise_inputs(self, X: Array) -> Array:
+        """Validated raw inputs -> the network's (standardised) inputs."""
+        return (X - self.x_mean_) / self.x_scale_
+
     def _forward(self, X: Any) -> Array:
         """Network outputs (standardised units) for raw inputs X."""
         check_is_fitted(self)
         X = _validate_data(self, X, reset=False)
-        return self.net_.forward((X - self.x_mean_) / self.x_scale_)
+        return self.net_.forward(self._standardise_inputs(X))
 
     # -- pickling: parameter views into one vector do not survive pickle, so store a recipe
     def __getstate__(self) -> dict[str, Any]:

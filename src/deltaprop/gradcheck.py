@@ -72,17 +72,22 @@ def compare(analytic: Array, numeric: Array) -> tuple[float, float, int]:
     return max_abs, rel, worst
 
 
-def central_differences(fun, x: Array, eps: float, directions: Array | None = None) -> Array:
-    """Central differences of a scalar function ``fun`` at x (P,).
+def difference_step(eps: float | None, values: Array) -> float:
+    """The difference step: ``eps`` (default u^{1/3}) times max(1, ‖values‖_∞)."""
+    base = DEFAULT_EPS if eps is None else float(eps)
+    return base * max(1.0, float(np.abs(values).max(initial=0.0)))
 
-    With ``directions`` (k, P), returns the k directional derivatives instead of the P partials.
-    ``fun`` may modify nothing but must accept a new x each call; x is restored afterwards.
+
+def central_differences(fun, x: Array, eps: float, directions: Array | None = None) -> Array:
+    """Central differences of a function ``fun`` at x (P,).
+
+    Returns (P, *shape) for a ``fun`` with values of shape ``shape`` (P for a scalar): row p is
+    the partial derivative along e_p.  With ``directions`` (k, P), returns the k directional
+    derivatives instead of the P partials.  ``fun`` must accept a new x each call.
     """
     steps = np.eye(x.size) if directions is None else directions
-    out = np.empty(steps.shape[0])
-    for i, step in enumerate(steps):
-        out[i] = (fun(x + eps * step) - fun(x - eps * step)) / (2 * eps)
-    return out
+    return np.array([(fun(x + eps * step) - fun(x - eps * step)) / (2 * eps) for step in steps],
+                    dtype=np.float64)
 
 
 def check_gradient(
@@ -126,10 +131,9 @@ def check_gradient(
         raise ValueError(f"`directions` must be a positive integer; got {directions!r}.")
     _, analytic = net.gradient(X, T)
     ref = net.copy(dtype=np.float64)
-    X64 = ref.check_inputs(X)
-    T64 = ref.check_targets(T, X64.shape[0])
+    X64, T64 = ref._check_data(X, T)
     w0 = ref.params.copy()
-    step = (DEFAULT_EPS if eps is None else float(eps)) * max(1.0, float(np.abs(w0).max()))
+    step = difference_step(eps, w0)
 
     def loss_at(w: Array) -> float:
         ref.params[:] = w

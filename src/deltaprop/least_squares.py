@@ -67,7 +67,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
+from scipy.linalg.lapack import get_lapack_funcs
 from scipy.optimize import OptimizeResult
 
 __all__ = [
@@ -134,7 +134,12 @@ class LMResult(OptimizeResult):
 
 
 def solve_damped(
-    JTJ: np.ndarray, JTr: np.ndarray, mu: float, D: np.ndarray
+    JTJ: np.ndarray,
+    JTr: np.ndarray,
+    mu: float,
+    D: np.ndarray | float,
+    *,
+    work: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
     r"""Solve the damped normal equations :math:`(J^\top J + \mu\,\mathrm{diag}(D))\,\delta = -g`.
 
@@ -142,13 +147,19 @@ def solve_damped(
     ----------
     JTJ : ndarray, shape (n, n)
         Symmetric positive semi-definite :math:`J^\top J` (float64 or float32); not modified.
-        It may have been accumulated over chunks of rows.
+        Only its upper triangle is read. It may have been accumulated over chunks of rows.
     JTr : ndarray, shape (n,)
         Gradient :math:`g = J^\top r` of the cost :math:`\tfrac12\lVert r\rVert^2`.
     mu : float
         Damping parameter, >= 0 (0 gives the Gauss–Newton step, if it exists).
-    D : ndarray, shape (n,)
-        Damping diagonal: ones for Levenberg, :func:`marquardt_diagonal` for Marquardt.
+    D : ndarray, shape (n,), or float
+        Damping diagonal: ones (or the scalar 1) for Levenberg, :func:`marquardt_diagonal`
+        for Marquardt.
+    work : ndarray, shape (n, n), optional
+        A Fortran-ordered buffer of the dtype of the result, overwritten with the Cholesky
+        factor. Passing the same buffer to repeated solves (a rejected step re-solves with a
+        larger `mu`) saves an allocation and a copy per call; `JTJ` Fortran-ordered too saves
+        a transposing copy.
 
     Returns
     -------
@@ -163,16 +174,21 @@ def solve_damped(
     Marquardt (1963); Moré (1977).
     """
     dtype = np.result_type(JTJ, JTr)
-    A = np.array(JTJ, dtype=dtype, copy=True)
-    A.flat[:: A.shape[0] + 1] += mu * np.asarray(D, dtype=dtype)
-    try:
-        factor = cho_factor(A, overwrite_a=True, check_finite=False)
-        step = -cho_solve(factor, np.asarray(JTr, dtype=dtype), check_finite=False)
-    except (LinAlgError, ValueError):
+    if work is None:
+        A = np.array(JTJ, dtype=dtype, order="F")
+    elif not work.flags.f_contiguous:
+        raise ValueError("`work` must be a Fortran-ordered (n, n) array.")
+    else:
+        A = work
+        np.copyto(A, JTJ)
+    A.reshape(-1, order="F")[:: A.shape[0] + 1] += mu * np.asarray(D, dtype=dtype)
+    potrf, potrs = get_lapack_funcs(("potrf", "potrs"), (A,))
+    factor, info = potrf(A, lower=0, clean=0, overwrite_a=1)
+    if info == 0:
+        x, info = potrs(factor, np.asarray(JTr, dtype=dtype), lower=0)
+    if info != 0 or not np.all(np.isfinite(x)):
         return np.zeros(A.shape[0], dtype=dtype), False
-    if not np.all(np.isfinite(step)):
-        return np.zeros(A.shape[0], dtype=dtype), False
-    return step, True
+    return -x, True
 
 
 def marquardt_diagonal(diag_JTJ: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:

@@ -92,7 +92,7 @@ from scipy.linalg.lapack import get_lapack_funcs
 from ._validation import check_choice, check_flag, check_positive_int
 from .curvature import gauss_newton_dual
 from .curvature._gauss_newton import gauss_newton_upper
-from .least_squares import marquardt_diagonal, update_mu
+from .least_squares import marquardt_diagonal, solve_damped, update_mu
 from .network import Network
 from .optimizers import EpochStep, Optimizer, TrainingProblem, _check_real
 
@@ -110,22 +110,6 @@ EVIDENCE_STOPPED = "evidence stopped improving"
 def _diagonal_view(A: Array) -> Array:
     """A writable view of the diagonal of a square Fortran-ordered matrix."""
     return A.reshape(-1, order="F")[:: A.shape[0] + 1]
-
-
-def _damped_solve(A: Array, work: Array, shift: Array | float, rhs: Array) -> Array | None:
-    """Solve (A + diag(shift)) x = rhs by Cholesky in the buffer ``work``; None if it fails.
-
-    A is symmetric (only its upper triangle is read) and Fortran-ordered like ``work``, so
-    LAPACK factorises in place without a copy.
-    """
-    np.copyto(work, A)
-    _diagonal_view(work)[:] += shift
-    potrf, potrs = get_lapack_funcs(("potrf", "potrs"), (work,))
-    factor, info = potrf(work, lower=0, clean=0, overwrite_a=1)
-    if info != 0:
-        return None
-    x, info = potrs(factor, rhs, lower=0)
-    return x if info == 0 and np.isfinite(x).all() else None
 
 
 def _gamma(A: Array, ell: float) -> tuple[float, float] | None:
@@ -175,9 +159,9 @@ class _Primal:
         return None if out is None else out[1]
 
     def solve(self, mu: float) -> Array | None:
-        shift = mu if self.D is None else mu * self.D
-        x = _damped_solve(self.A, self._work, shift, self.g)
-        return None if x is None else -x
+        step, ok = solve_damped(self.A, self.g, mu, 1.0 if self.D is None else self.D,
+                                work=self._work)
+        return step if ok else None
 
     def gamma(self) -> tuple[float, float] | None:
         """P − ℓ tr (G + ℓI)⁻¹, which is P − α tr A⁻¹ for A = (β/c)(G + ℓI), ℓ = αc/β, and
@@ -198,19 +182,17 @@ class _Dual:
         self._work = np.empty_like(self.K, order="F")
 
     def logdet(self, ell: float) -> float | None:
-        """ln det (JᵀJ + ℓI) = ln det (J Jᵀ + ℓI) + (P − m) ln ℓ for another ℓ > 0."""
-        A = self.K.copy(order="F")
-        _diagonal_view(A)[:] += ell
-        out = _gamma(A, ell)
-        return None if out is None else out[1] + (self.w.size - A.shape[0]) * math.log(ell)
+        """ln det (JᵀJ + ℓI) for another ℓ > 0."""
+        out = self._shifted(ell)
+        return None if out is None else out[1]
 
     def solve(self, mu: float) -> Array | None:
         lam = self.ell + mu
         rhs = self.rs if self.Jw is None else self.rs - (self.ell / lam) * self.Jw
-        v = _damped_solve(self.K, self._work, lam, rhs)
-        if v is None:
+        minus_v, ok = solve_damped(self.K, rhs, lam, 1.0, work=self._work)
+        if not ok:
             return None
-        step = -(self.Js.T @ v)
+        step = self.Js.T @ minus_v
         if self.e is not None:
             step *= self.e
         if self.Jw is not None:
@@ -218,15 +200,19 @@ class _Dual:
         return step if np.isfinite(step).all() else None
 
     def gamma(self) -> tuple[float, float] | None:
+        """P − ℓ tr (JᵀJ + ℓI)⁻¹ and ln det (JᵀJ + ℓI), see :meth:`_shifted`."""
+        return self._shifted(self.ell)
+
+    def _shifted(self, ell: float) -> tuple[float, float] | None:
         """m − ℓ tr (J Jᵀ + ℓI)⁻¹: equals P − ℓ tr (JᵀJ + ℓI)⁻¹, as JᵀJ and J Jᵀ have the same
         nonzero eigenvalues λ and both are Σ λ/(λ + ℓ); and ln det (JᵀJ + ℓI), which is
-        ln det (J Jᵀ + ℓI) + (P − m) ln ℓ for the same reason."""
+        ln det (J Jᵀ + ℓI) + (P − m) ln ℓ for the same reason (for ℓ > 0)."""
         A = self.K.copy(order="F")
-        _diagonal_view(A)[:] += self.ell
-        out = _gamma(A, self.ell)
-        if out is None or not self.ell > 0:
+        _diagonal_view(A)[:] += ell
+        out = _gamma(A, ell)
+        if out is None or not ell > 0:
             return out
-        return out[0], out[1] + (self.w.size - A.shape[0]) * math.log(self.ell)
+        return out[0], out[1] + (self.w.size - A.shape[0]) * math.log(ell)
 
 
 # ---------------------------------------------------------------------- Bayesian state

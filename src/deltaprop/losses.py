@@ -103,21 +103,20 @@ class SquaredErrorHead(Head):
         return float(0.5 * c * np.vdot(r, r))
 
     def delta(self, z: Array, y: Array, t: Array) -> Array:
-        c = self.normalisation(*z.shape)
-        d = y - t
-        d *= c
-        if not self._canonical:
-            d *= self._act.df(z, y)
-        return d
+        return self._delta_from(z, y, y - t, self.normalisation(*z.shape))
 
     def value_and_delta(self, z: Array, y: Array, t: Array) -> tuple[float, Array]:
         c = self.normalisation(*z.shape)
-        d = y - t
-        value = float(0.5 * c * np.vdot(d, d))
-        d *= c
+        r = y - t
+        value = float(0.5 * c * np.vdot(r, r))
+        return value, self._delta_from(z, y, r, c)
+
+    def _delta_from(self, z: Array, y: Array, r: Array, c: float) -> Array:
+        """δ_L = c r h'(z) from the residual r = y − t, overwriting r."""
+        r *= c
         if not self._canonical:
-            d *= self._act.df(z, y)
-        return value, d
+            r *= self._act.df(z, y)
+        return r
 
     def hess_z(self, z: Array, y: Array, t: Array, v: Array) -> Array:
         c = self.normalisation(*z.shape)
@@ -138,7 +137,19 @@ class SquaredErrorHead(Head):
         return c * d1 * d1
 
 
-class BinaryCrossEntropyHead(Head):
+class _MeanLogitHead(Head):
+    """Cross-entropies from the logits: normalisation 1/N and δ_L = (y − t)/N."""
+
+    def normalisation(self, n_samples: int, n_outputs: int) -> float:
+        return 1.0 / n_samples
+
+    def delta(self, z: Array, y: Array, t: Array) -> Array:
+        d = y - t
+        d *= 1.0 / z.shape[0]
+        return d
+
+
+class BinaryCrossEntropyHead(_MeanLogitHead):
     """Sigmoid outputs with binary cross-entropy, from the logits.
 
     L = (1/N) Σ_nk softplus(z) − t z, δ_L = (y − t)/N, ∂²L/∂z² = y (1 − y)/N (diagonal).
@@ -153,17 +164,9 @@ class BinaryCrossEntropyHead(Head):
     def output(self, z: Array) -> Array:
         return self._act.f(z)
 
-    def normalisation(self, n_samples: int, n_outputs: int) -> float:
-        return 1.0 / n_samples
-
     def value(self, z: Array, y: Array, t: Array) -> float:
         softplus = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
         return float((softplus.sum() - np.vdot(t, z)) / z.shape[0])
-
-    def delta(self, z: Array, y: Array, t: Array) -> Array:
-        d = y - t
-        d *= 1.0 / z.shape[0]
-        return d
 
     def gn_diagonal(self, z: Array, y: Array) -> Array:
         return y * (1 - y) / z.shape[0]
@@ -174,7 +177,7 @@ class BinaryCrossEntropyHead(Head):
     gn_z = hess_z
 
 
-class CrossEntropyHead(Head):
+class CrossEntropyHead(_MeanLogitHead):
     """Softmax outputs with cross-entropy, from the logits (log-sum-exp).
 
     L = −(1/N) Σ_n Σ_k t log softmax(z), δ_L = (y − t)/N,
@@ -187,16 +190,8 @@ class CrossEntropyHead(Head):
     def output(self, z: Array) -> Array:
         return softmax(z)
 
-    def normalisation(self, n_samples: int, n_outputs: int) -> float:
-        return 1.0 / n_samples
-
     def value(self, z: Array, y: Array, t: Array) -> float:
         return float(-np.vdot(t, log_softmax(z)) / z.shape[0])
-
-    def delta(self, z: Array, y: Array, t: Array) -> Array:
-        d = y - t
-        d *= 1.0 / z.shape[0]
-        return d
 
     def hess_z(self, z: Array, y: Array, t: Array, v: Array) -> Array:
         yy = _expand(y, v)

@@ -487,15 +487,22 @@ def _compare_headers(p: str, headers: dict, expected: dict) -> None:
                                     f"says {dtype} {shape}.")
 
 
-def _build(p: str, arch: dict[str, Any], arrays: dict[str, Array]) -> Network:
-    dtype = np.dtype(arch["dtype"])
-    names = [*arch["hidden_activations"], arch["output_activation"]]
-    sizes = arch["sizes"]
+def empty_network(sizes: Sequence[int], activations: Sequence[str], loss: str,
+                  dtype: np.dtype | type = np.float64) -> Network:
+    """A Network of Dense + Activation layers with zero parameters, to be filled in.
+
+    ``activations`` names one activation per Dense layer (the last is the output's).
+    """
     layers: list[Dense | Activation] = []
-    for (n_in, n_out), name in zip(pairwise(sizes), names, strict=True):
+    for (n_in, n_out), name in zip(pairwise(sizes), activations, strict=True):
         layers += [Dense(n_in, n_out, init="zeros", dtype=dtype), Activation(name)]
+    return Network(layers, loss)
+
+
+def _build(p: str, arch: dict[str, Any], arrays: dict[str, Array]) -> Network:
+    names = [*arch["hidden_activations"], arch["output_activation"]]
     try:
-        net = Network(layers, arch["loss"])
+        net = empty_network(arch["sizes"], names, arch["loss"], np.dtype(arch["dtype"]))
     except ValueError as exc:
         raise ModelFileError(p, f"architecture is inconsistent: {exc}") from exc
     for i, layer in enumerate(net.dense_layers):

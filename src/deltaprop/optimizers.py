@@ -84,6 +84,7 @@ from numbers import Real
 
 import numpy as np
 
+from ._validation import check_positive_int
 from .network import Network
 
 Array = np.ndarray
@@ -143,9 +144,7 @@ class StepDecay:
     def __post_init__(self) -> None:
         _check_real(self.lr0, "lr0", 0.0, low_open=True)
         _check_real(self.drop, "drop", 0.0, 1.0, low_open=True)
-        if isinstance(self.every, bool) or not isinstance(self.every, (int, np.integer)) \
-                or self.every < 1:
-            raise ValueError(f"`every` must be a positive integer; got {self.every!r}.")
+        check_positive_int(self.every, "every")
 
     def __call__(self, epoch: int) -> float:
         return self.lr0 * self.drop ** ((epoch - 1) // self.every)
@@ -213,9 +212,7 @@ class CosineDecay:
 
     def __post_init__(self) -> None:
         _check_real(self.lr0, "lr0", 0.0, low_open=True)
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, np.integer)) \
-                or self.epochs < 1:
-            raise ValueError(f"`epochs` must be a positive integer; got {self.epochs!r}.")
+        check_positive_int(self.epochs, "epochs")
         _check_real(self.lr_min, "lr_min", 0.0, float(self.lr0))
 
     def __call__(self, epoch: int) -> float:

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..gradcheck import DEFAULT_EPS, compare
+from ..gradcheck import central_differences, compare, difference_step
 from ..network import Network
-from ._common import Array, check_choice, check_data, check_positive_float
+from ._common import Array, check_choice, check_positive_float
 from ._hessian import hessian
 from ._jacobians import jacobian_inputs, jacobian_params
 
@@ -52,15 +52,13 @@ class CurvatureCheck:
 
 def _step(eps: float | None, values: Array) -> float:
     """The difference step: ``eps`` (default u^{1/3}) times max(1, ‖values‖_∞)."""
-    base = DEFAULT_EPS if eps is None else check_positive_float(eps, "eps")
-    return base * max(1.0, float(np.abs(values).max(initial=0.0)))
+    return difference_step(None if eps is None else check_positive_float(eps, "eps"), values)
 
 
 def _hessian_fd64(net: Network, X: object, T: object, eps: float | None) -> tuple[Array, float]:
     ref = net.copy(dtype=np.float64)
     step = _step(eps, ref.params)
-    X64, T64 = check_data(ref, X, T)
-    w0 = ref.params.copy()
+    X64, T64 = ref._check_data(X, T)
 
     def grad_at(w: Array) -> Array:
         ref.params[:] = w
@@ -68,11 +66,7 @@ def _hessian_fd64(net: Network, X: object, T: object, eps: float | None) -> tupl
         ref.backward_from_logits(ref.head.delta(z, y, T64))
         return ref.grad.copy()
 
-    H = np.empty((w0.size, w0.size))
-    for i in range(w0.size):
-        e = np.zeros_like(w0)
-        e[i] = step
-        H[i] = (grad_at(w0 + e) - grad_at(w0 - e)) / (2 * step)
+    H = central_differences(grad_at, ref.params.copy(), step)
     H += H.T
     H *= 0.5
     return H, step
@@ -131,15 +125,14 @@ def check_hessian(net: Network, X: object, T: object, eps: float | None = None) 
 
 
 def _jacobian_fd_params(ref: Network, X64: Array, step: float) -> Array:
+    def outputs_at(w: Array) -> Array:
+        ref.params[:] = w
+        return ref._forward_head(X64)[1]
+
     w0 = ref.params.copy()
-    out = np.empty((X64.shape[0], ref.n_outputs, w0.size))
-    for i in range(w0.size):
-        ref.params[i] = w0[i] + step
-        up = ref.forward(X64)
-        ref.params[i] = w0[i] - step
-        out[:, :, i] = (up - ref.forward(X64)) / (2 * step)
-        ref.params[i] = w0[i]
-    return out
+    J = central_differences(outputs_at, w0, step)  # (P, N, n_out)
+    ref.params[:] = w0
+    return np.ascontiguousarray(J.transpose(1, 2, 0))
 
 
 def _jacobian_fd_inputs(ref: Network, X64: Array, step: float) -> Array:

@@ -46,8 +46,7 @@ def check_chunk_size(chunk_size: object) -> int | None:
 
 def check_data(net: Network, X: object, T: object) -> tuple[Array, Array]:
     """Validated inputs (N, n_in) and targets (N, n_out) in the network's dtype."""
-    X = net.check_inputs(X)
-    return X, net.check_targets(T, X.shape[0])
+    return net._check_data(X, T)
 
 
 def check_directions(V: object, n_params: int, dtype: np.dtype, name: str = "V") -> Array:

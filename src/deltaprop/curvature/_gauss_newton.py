@@ -6,9 +6,9 @@ import functools
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
 from scipy.linalg.blas import get_blas_funcs
 
+from ..least_squares import solve_damped
 from ..network import Network
 from ._common import (
     Array,
@@ -22,6 +22,7 @@ from ._common import (
     default_chunk,
     forward_pass,
     gn_factor,
+    layer_offsets,
     sum_rows,
     write_rows,
 )
@@ -30,14 +31,14 @@ from ._common import (
 def scaled_jacobian(p: Pass) -> Array:
     """Rows S_n J_n of every sample of a pass, (N·K, P) n-major: J_n = ∂z_L/∂w, M_n = S_nᵀS_n."""
     n, k = p.z.shape
-    out = np.empty((n, k, sum(w.size + w.shape[0] for w in p.W)), dtype=p.z.dtype)
+    out = np.empty((n, k, layer_offsets(p.W)[-1]), dtype=p.z.dtype)
     write_rows(p, backward_rows(p, gn_factor(p)), out)
     return out.reshape(n * k, -1)
 
 
 def pass_gradient(p: Pass) -> Array:
     """∂L/∂w (P,) from the errors δ_l of a pass with targets."""
-    g = np.empty((1, sum(w.size + w.shape[0] for w in p.W)), dtype=p.z.dtype)
+    g = np.empty((1, layer_offsets(p.W)[-1]), dtype=p.z.dtype)
     sum_rows(p, [d[:, None, :] for d in p.delta], g)
     return g[0]
 
@@ -165,8 +166,10 @@ class GaussNewtonDual(NamedTuple):
         ``mu`` must be positive.
         """
         mu = check_positive_float(mu, "mu")
-        damped = self.K + mu * np.eye(self.K.shape[0], dtype=self.K.dtype)
-        return -(self.Js.T @ cho_solve(cho_factor(damped), self.rs))
+        minus_v, ok = solve_damped(self.K, self.rs, mu, 1.0)  # −(K + μI)⁻¹ rs
+        if not ok:
+            raise np.linalg.LinAlgError(f"K + {mu:g} I is not numerically positive definite.")
+        return self.Js.T @ minus_v
 
 
 def gauss_newton_dual(net: Network, X: object, T: object) -> GaussNewtonDual:
