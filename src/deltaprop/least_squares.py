@@ -67,8 +67,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.linalg.lapack import get_lapack_funcs
 from scipy.optimize import OptimizeResult
+
+from .linalg import marquardt_diagonal, solve_damped, update_mu
 
 __all__ = [
     "DAMPINGS",
@@ -92,10 +93,6 @@ TERMINATION_MESSAGES = {
     4: "Both `ftol` and `xtol` termination conditions are satisfied.",
 }
 
-#: Floor of the Marquardt diagonal, relative to its largest entry.
-DIAGONAL_FLOOR = 1e-10
-#: Smallest damping that :func:`update_mu` returns.
-MU_MIN = 1e-300
 
 
 class LMResult(OptimizeResult):
@@ -128,133 +125,6 @@ class LMResult(OptimizeResult):
     success : bool
         ``status > 0``: one of the convergence tests was satisfied.
     """
-
-
-# ----------------------------------------------------------------------------- reusable core
-
-
-def solve_damped(
-    JTJ: np.ndarray,
-    JTr: np.ndarray,
-    mu: float,
-    D: np.ndarray | float,
-    *,
-    work: np.ndarray | None = None,
-) -> tuple[np.ndarray, bool]:
-    r"""Solve the damped normal equations :math:`(J^\top J + \mu\,\mathrm{diag}(D))\,\delta = -g`.
-
-    Parameters
-    ----------
-    JTJ : ndarray, shape (n, n)
-        Symmetric positive semi-definite :math:`J^\top J` (float64 or float32); not modified.
-        Only its upper triangle is read. It may have been accumulated over chunks of rows.
-    JTr : ndarray, shape (n,)
-        Gradient :math:`g = J^\top r` of the cost :math:`\tfrac12\lVert r\rVert^2`.
-    mu : float
-        Damping parameter, >= 0 (0 gives the Gauss–Newton step, if it exists).
-    D : ndarray, shape (n,), or float
-        Damping diagonal: ones (or the scalar 1) for Levenberg, :func:`marquardt_diagonal`
-        for Marquardt.
-    work : ndarray, shape (n, n), optional
-        A Fortran-ordered buffer of the dtype of the result, overwritten with the Cholesky
-        factor. Passing the same buffer to repeated solves (a rejected step re-solves with a
-        larger `mu`) saves an allocation and a copy per call; `JTJ` Fortran-ordered too saves
-        a transposing copy.
-
-    Returns
-    -------
-    step : ndarray, shape (n,)
-        The step :math:`\delta`, in the dtype of ``JTJ`` and ``JTr``; zeros when not `ok`.
-    ok : bool
-        False when the Cholesky factorisation failed (the damped matrix is not numerically
-        positive definite) or the step is not finite; the caller should then raise `mu`.
-
-    References
-    ----------
-    Marquardt (1963); Moré (1977).
-    """
-    dtype = np.result_type(JTJ, JTr)
-    if work is None:
-        A = np.array(JTJ, dtype=dtype, order="F")
-    elif not work.flags.f_contiguous:
-        raise ValueError("`work` must be a Fortran-ordered (n, n) array.")
-    else:
-        A = work
-        np.copyto(A, JTJ)
-    A.reshape(-1, order="F")[:: A.shape[0] + 1] += mu * np.asarray(D, dtype=dtype)
-    potrf, potrs = get_lapack_funcs(("potrf", "potrs"), (A,))
-    factor, info = potrf(A, lower=0, clean=0, overwrite_a=1)
-    if info == 0:
-        x, info = potrs(factor, np.asarray(JTr, dtype=dtype), lower=0)
-    if info != 0 or not np.all(np.isfinite(x)):
-        return np.zeros(A.shape[0], dtype=dtype), False
-    return -x, True
-
-
-def marquardt_diagonal(diag_JTJ: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-    r"""Marquardt's scale-invariant damping diagonal, kept from collapsing.
-
-    .. math::
-
-        D_j = \max\bigl(d_j,\; \epsilon \max_k d_k\bigr),\quad
-        d_j = \max\bigl((J^\top J)_{jj},\; D^{\text{previous}}_j\bigr),
-        \quad \epsilon = \texttt{DIAGONAL\_FLOOR} = 10^{-10}.
-
-    The running maximum is MINPACK's choice (Moré 1977; in ``lmder`` with ``mode=1``,
-    ``diag`` holds the largest column norms of :math:`J` seen so far), so that a column
-    of :math:`J` that becomes small (a saturated unit) keeps the damping it had. The
-    relative floor keeps :math:`D` positive for a column that was always zero. When
-    every entry is zero, :math:`D = 1` (Levenberg).
-
-    Parameters
-    ----------
-    diag_JTJ : ndarray, shape (n,)
-        Diagonal of :math:`J^\top J`, i.e. the squared column norms of :math:`J`.
-    previous : ndarray, shape (n,), optional
-        The diagonal returned at the previous accepted point.
-
-    Returns
-    -------
-    D : ndarray, shape (n,)
-        Positive damping diagonal, in the float dtype of the inputs (float32 or float64).
-
-    References
-    ----------
-    Marquardt (1963); Moré (1977), the scaling matrix :math:`D_k`.
-    """
-    d = np.abs(np.asarray(diag_JTJ))
-    if previous is not None:
-        d = np.maximum(d, previous)
-    top = d.max(initial=0.0)
-    if not np.isfinite(top) or top == 0:
-        return np.ones_like(d)
-    return np.maximum(d, DIAGONAL_FLOOR * top)
-
-
-def update_mu(mu: float, accepted: bool, mu_dec: float = 0.1, mu_inc: float = 10.0) -> float:
-    """Marquardt's multiplicative update of the damping parameter.
-
-    Parameters
-    ----------
-    mu : float
-        Current damping, > 0.
-    accepted : bool
-        Whether the step lowered the cost.
-    mu_dec, mu_inc : float
-        Factors in (0, 1) and > 1.
-
-    Returns
-    -------
-    float
-        ``max(mu * mu_dec, MU_MIN)`` after an accepted step, ``mu * mu_inc`` after a rejected
-        one. The floor ``MU_MIN = 1e-300`` keeps `mu` positive, so that a later rejection can
-        raise it again.
-
-    References
-    ----------
-    Marquardt (1963), whose factor ν = 10 gives the defaults.
-    """
-    return max(mu * mu_dec, MU_MIN) if accepted else mu * mu_inc
 
 
 def _gtol_test(JTJ: np.ndarray, JTr: np.ndarray, cost: float, gtol: float) -> bool:

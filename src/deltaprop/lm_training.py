@@ -92,7 +92,7 @@ from scipy.linalg.lapack import get_lapack_funcs
 from ._validation import check_choice, check_flag, check_positive_int
 from .curvature import gauss_newton_dual
 from .curvature._gauss_newton import gauss_newton_upper
-from .least_squares import marquardt_diagonal, solve_damped, update_mu
+from .linalg import damped_step_search, marquardt_diagonal, solve_damped
 from .network import Network
 from .optimizers import EpochStep, Optimizer, TrainingProblem, _check_real
 
@@ -525,23 +525,27 @@ class LevenbergMarquardt(Optimizer):
     def _search(self, problem: TrainingProblem, system: _Primal | _Dual, w0: Array,
                 loss0: float) -> EpochStep:
         """Raise μ until a step lowers Φ = L + (ℓ/2)‖w‖²; accept it, or fail past mu_max."""
-        ell, mu = system.ell, self.mu_
-        value0 = loss0 + 0.5 * ell * float(w0 @ w0)
-        while mu <= self.mu_max:
-            step = system.solve(mu)
-            if step is not None:
-                trial = w0 + step.astype(w0.dtype, copy=False)
-                loss = problem.loss(trial)
-                if loss + 0.5 * ell * float(trial @ trial) < value0:  # False for NaN
-                    problem.net.params[:] = trial
-                    self.mu_ = update_mu(mu, True, self.mu_dec, self.mu_inc)
-                    extras = self._reestimate(system, loss, problem.net.params)
-                    return EpochStep(loss=loss, step=mu, extras=extras,
-                                     stop_reason=self._evidence_stop())
-            mu = update_mu(mu, False, self.mu_dec, self.mu_inc)
-        problem.net.params[:] = w0
-        extras = {} if self.evidence_ is None else self.evidence_.extras()
-        return EpochStep(loss=loss0, step=mu, extras=extras, stop_reason="mu reached mu_max")
+        ell = system.ell
+        trial_loss = {}
+
+        def objective(step: Array) -> float:
+            trial = w0 + step.astype(w0.dtype, copy=False)
+            trial_loss["value"] = loss = problem.loss(trial)
+            return loss + 0.5 * ell * float(trial @ trial)
+
+        found = damped_step_search(system.solve, objective, loss0 + 0.5 * ell * float(w0 @ w0),
+                                   self.mu_, self.mu_dec, self.mu_inc, self.mu_max)
+        if found.step is None:
+            problem.net.params[:] = w0
+            extras = {} if self.evidence_ is None else self.evidence_.extras()
+            return EpochStep(loss=loss0, step=found.mu, extras=extras,
+                             stop_reason="mu reached mu_max")
+        problem.net.params[:] = w0 + found.step.astype(w0.dtype, copy=False)
+        self.mu_ = found.next_mu
+        loss = trial_loss["value"]
+        extras = self._reestimate(system, loss, problem.net.params)
+        return EpochStep(loss=loss, step=found.mu, extras=extras,
+                         stop_reason=self._evidence_stop())
 
     def _reestimate(self, system: _Primal | _Dual, loss: float, w: Array) -> dict[str, float]:
         """Bayesian: the log evidence of the new weights under the step's α, β; γ from the

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
-from ..least_squares import solve_damped
+from ..linalg import solve_damped
 from ..network import Network
 from ._common import (
     Array,
