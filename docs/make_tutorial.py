@@ -199,9 +199,10 @@ loss, grad = net.gradient(x, t)
 by_hand = np.concatenate([dW1.ravel(), db1, dW2.ravel(), db2])  # net.params order
 err_loss = abs(loss - E)
 err_grad = np.abs(by_hand - grad).max()
-err_cache = max(np.abs(net.activations[0].Z - z1).max(), np.abs(net.activations[0].A - a1).max())
+record = net.forward_record(x)               # the forward pass, as backpropagation keeps it
+err_cache = max(np.abs(record.z[0] - z1).max(), np.abs(record.a[0] - a1).max())
 print(f"|E − net.loss| = {err_loss:.1e}, max |by hand − net.gradient| = {err_grad:.1e}, "
-      f"max |z1, a1 − net's cached Z, A| = {err_cache:.1e}")
+      f"max |z1, a1 − the forward record's z, a| = {err_cache:.1e}")
 '''
 
 
@@ -227,8 +228,8 @@ $\\partial E/\\partial W_l = \\delta_l a_{l-1}^\\top$.
     closing = """
 The hand computation and `net.gradient` (one forward and one backward pass over all
 {{P}} parameters) agree to rounding: the largest difference in the gradient is
-{{err_grad:.1e}} and in the error {{err_loss:.1e}}; the activations the library cached during its
-forward pass match $z^{(1)}, a^{(1)}$ to {{err_cache:.1e}}.
+{{err_grad:.1e}} and in the error {{err_loss:.1e}}; the forward record the library keeps for
+the backward pass (`net.forward_record`) matches $z^{(1)}, a^{(1)}$ to {{err_cache:.1e}}.
 """
     return fill(prose, values) + code + fill(closing, values)
 

@@ -13,10 +13,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings
 
-from deltaprop import ACTIVATIONS, Network, mlp
+from conftest import HEADS, KINK_MARGIN, TOPOLOGIES, build, built, preactivations, problems
+from deltaprop import ACTIVATIONS, mlp
 from deltaprop.curvature import (
     check_hessian,
     check_jacobian,
@@ -38,22 +38,6 @@ from deltaprop.curvature import (
 )
 
 ACTS = list(ACTIVATIONS)
-#: relu/leaky_relu have a jump in h', elu one in h''; differences straddling a kink measure a
-#: secant, so examples with a pre-activation within KINK_MARGIN of 0 are discarded.
-KINKED = ("relu", "leaky_relu", "elu")
-KINK_MARGIN = 1e-3
-#: (loss, output, target form): every loss, squared errors also after non-canonical outputs.
-HEADS = [
-    ("sse", "identity", "real"),
-    ("mse", "identity", "real"),
-    ("sse", "sigmoid", "real"),
-    ("mse", "tanh", "real"),
-    ("sse", "softplus", "real"),
-    ("mse", "elu", "real"),
-    ("bce", "sigmoid", "prob"),
-    ("ce", "softmax", "one_hot"),
-    ("ce", "softmax", "labels"),
-]
 #: Exact float64 routes agree to round-off; central differences (step u^{1/3}) to ~1e-9.
 EXACT = 1e-10
 FD_JACOBIAN = 1e-6
@@ -64,55 +48,6 @@ def normwise(actual, desired) -> float:
     """max |actual − desired| / max |desired| (0 when both vanish)."""
     scale = max(np.abs(desired).max(initial=0.0), np.abs(actual).max(initial=0.0))
     return float(np.abs(actual - desired).max(initial=0.0) / scale) if scale > 0 else 0.0
-
-
-def make_targets(rng, form: str, n: int, k: int) -> np.ndarray:
-    if form == "real":
-        return rng.normal(size=(n, k))
-    if form == "prob":
-        return rng.uniform(0, 1, size=(n, k))
-    labels = rng.integers(0, k, size=n)
-    return labels if form == "labels" else np.eye(k)[labels]
-
-
-def build(sizes, activation, head, n, seed, dtype=np.float64):
-    """A network with non-zero biases, inputs and targets."""
-    loss, output, form = head
-    rng = np.random.default_rng(seed)
-    net = mlp(sizes, activation=activation, output=output, loss=loss, seed=rng, dtype=dtype)
-    for _, b in net.param_slices():
-        net.params[b] = rng.normal(scale=0.5, size=b.stop - b.start)
-    X = rng.normal(size=(n, sizes[0])).astype(dtype)
-    T = make_targets(rng, form, n, sizes[-1])
-    return net, X, T if form == "labels" else T.astype(dtype)
-
-
-def preactivations(net: Network, X) -> np.ndarray:
-    """Every pre-activation whose activation may have a kink (hidden ones and z_L)."""
-    net.forward(X)
-    return np.concatenate([act.Z.ravel() for act in net.activations])
-
-
-def away_from_kinks(net, X, activation, output="identity"):
-    if activation in KINKED or output in KINKED:
-        assume(np.abs(preactivations(net.copy(np.float64), X)).min() > KINK_MARGIN)
-
-
-@st.composite
-def problems(draw, max_width=6):
-    hidden = draw(st.lists(st.integers(1, max_width), min_size=1, max_size=3))
-    head = draw(st.sampled_from(HEADS))
-    n_out = draw(st.integers(2 if head[1] == "softmax" else 1, 4))
-    sizes = [draw(st.integers(1, 4)), *hidden, n_out]
-    return (sizes, draw(st.sampled_from(ACTS)), head, draw(st.integers(1, 6)),
-            draw(st.integers(0, 2**32 - 1)))
-
-
-def built(problem, dtype=np.float64):
-    sizes, activation, head, n, seed = problem
-    net, X, T = build(sizes, activation, head, n, seed, dtype)
-    away_from_kinks(net, X, activation, head[1])
-    return net, X, T
 
 
 # ---------------------------------------------------------------------------- hand-worked
@@ -191,12 +126,13 @@ def test_hessian_matches_differences_and_hvp(problem):
     assert normwise(hessian(net, X, T, chunk_size=1), H) < 1e-12
 
 
+@pytest.mark.parametrize("topology", TOPOLOGIES)
 @pytest.mark.parametrize("head", HEADS, ids=lambda h: "-".join(h))
 @pytest.mark.parametrize("activation", ACTS)
-def test_hessian_every_activation_and_head(activation, head):
+def test_hessian_every_activation_and_head(activation, head, topology):
     """The full grid on three Dense layers, whatever hypothesis draws."""
     for seed in range(20):
-        net, X, T = build([3, 4, 3, 3], activation, head, 5, seed)
+        net, X, T = build([3, 4, 3, 3], activation, head, 5, seed, topology=topology)
         if np.abs(preactivations(net, X)).min() > KINK_MARGIN:
             break
     H = hessian(net, X, T)
@@ -407,7 +343,7 @@ def test_float32_in_float32_out(head):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_matmul_add_accumulates_in_place(dtype, rng):
     """C += A @ B through BLAS gemm (β = 1) for C-, F- and non-contiguous operands."""
-    from deltaprop.curvature._common import SMALL_GEMM, matmul_add
+    from deltaprop.kernels import SMALL_GEMM, matmul_add
 
     A = rng.normal(size=(300, 40)).astype(dtype)
     B = rng.normal(size=(150, 40)).astype(dtype).T  # F-contiguous
@@ -426,12 +362,12 @@ def test_matmul_add_accumulates_in_place(dtype, rng):
 
 def test_hvp_on_wide_layers_takes_the_blas_path(monkeypatch, rng):
     """Layers wide enough for in-place gemm: same H V as the plain numpy path."""
-    from deltaprop.curvature import _common
+    from deltaprop import kernels
 
     net, X, T = build([3, 160, 150, 2], "tanh", ("mse", "identity", "real"), 220, seed=0)
     V = rng.normal(size=(net.n_params, 3))
     fast = hvp(net, X, T, V)
-    monkeypatch.setattr(_common, "SMALL_GEMM", 2**62)
+    monkeypatch.setattr(kernels, "SMALL_GEMM", 2**62)
     assert normwise(fast, hvp(net, X, T, V)) < 1e-12
     eps = 1e-5  # and a directional difference of gradients, error O(eps²)
     w0 = net.params.copy()
@@ -446,8 +382,8 @@ def test_hvp_on_wide_layers_takes_the_blas_path(monkeypatch, rng):
 # ---------------------------------------------------------------------- Gauss–Newton internals
 @pytest.mark.parametrize("loss, output", [("mse", "identity"), ("ce", "softmax")])
 def test_gauss_newton_upper_is_the_upper_triangle(loss, output):
-    from deltaprop.curvature._common import check_data, forward_pass
-    from deltaprop.curvature._gauss_newton import gauss_newton_upper
+    from deltaprop.curvature import gauss_newton_upper
+    from deltaprop.curvature._common import check_data, loss_pass
 
     rng = np.random.default_rng(3)
     net = mlp([3, 7, 4], output=output, loss=loss, seed=1)
@@ -458,7 +394,8 @@ def test_gauss_newton_upper_is_the_upper_triangle(loss, output):
     assert U.flags.f_contiguous and np.array_equal(u, g)
     assert np.array_equal(np.triu(U), np.triu(G)) and not np.tril(U, -1).any()
     # the first-order pass leaves out h''(z) but nothing else
-    full = forward_pass(net, *check_data(net, X, T))
-    first = forward_pass(net, *check_data(net, X, T), second_order=False)
-    assert all(h is None for h in first.hg) and any(h is not None for h in full.hg)
-    assert all(np.array_equal(a, b) for a, b in zip(full.delta, first.delta, strict=True))
+    full = loss_pass(net, *check_data(net, X, T))
+    first = loss_pass(net, *check_data(net, X, T), second_order=False)
+    assert all(h is None for h in first.curvature)
+    assert any(h is not None for h in full.curvature)
+    assert all(np.array_equal(a, b) for a, b in zip(full.deltas, first.deltas, strict=True))

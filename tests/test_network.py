@@ -9,30 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings
 
 import deltaprop
+from conftest import HEADS, KINK_MARGIN, KINKED, build, built, preactivations, problems
 from deltaprop import ACTIVATIONS, Activation, Dense, Network, check_gradient, mlp
+from deltaprop.gradcheck import central_differences
 
 ACTS = list(ACTIVATIONS)
-#: relu and leaky_relu have a jump in h', elu one in h''. Central differences that straddle
-#: such a kink measure a secant, not the derivative, so examples whose hidden pre-activations
-#: come within KINK_MARGIN of 0 are discarded (the step perturbs them by ~1e-5 at most).
-KINKED = ("relu", "leaky_relu", "elu")
-KINK_MARGIN = 1e-3
-#: (loss, output, target form). Squared error also with non-canonical sigmoid/tanh outputs.
-HEADS = [
-    ("sse", "identity", "real"),
-    ("mse", "identity", "real"),
-    ("sse", "sigmoid", "real"),
-    ("mse", "sigmoid", "real"),
-    ("sse", "tanh", "real"),
-    ("mse", "tanh", "real"),
-    ("bce", "sigmoid", "prob"),
-    ("ce", "softmax", "one_hot"),
-    ("ce", "softmax", "labels"),
-]
 #: float64: backprop is exact up to round-off (~1e-15) and central differences with the
 #: default step u^{1/3} are good to ~1e-10, so 1e-6 leaves a wide margin.
 TOL64 = 1e-6
@@ -52,80 +36,43 @@ def assert_normwise_close(actual, desired, tol=TOL64):
     assert err < tol, f"normwise relative error {err:.3g} ≥ {tol:g}"
 
 
-def make_targets(rng: np.random.Generator, form: str, n: int, k: int) -> np.ndarray:
-    if form == "real":
-        return rng.normal(size=(n, k))
-    if form == "prob":
-        return rng.uniform(0, 1, size=(n, k))
-    labels = rng.integers(0, k, size=n)
-    return labels if form == "labels" else np.eye(k)[labels]
-
-
 def randomise_biases(net: Network, rng: np.random.Generator) -> None:
     """Biases start at zero; give them values so their gradients (and kinks) are exercised."""
     for _, b_slice in net.param_slices():
         net.params[b_slice] = rng.normal(scale=0.5, size=b_slice.stop - b_slice.start)
 
 
-def hidden_preactivations(net: Network, X: np.ndarray) -> np.ndarray:
-    net.forward(X)
-    return np.concatenate([act.Z.ravel() for act in net.activations[:-1]])
-
-
-def build(sizes, activation, head, n, seed, dtype=np.float64):
-    loss, output, form = head
-    rng = np.random.default_rng(seed)
-    net = mlp(sizes, activation=activation, output=output, loss=loss, seed=rng, dtype=dtype)
-    randomise_biases(net, rng)
-    X = rng.normal(size=(n, sizes[0])).astype(dtype)
-    T = make_targets(rng, form, n, sizes[-1])
-    return net, X, T.astype(dtype) if form != "labels" else T
-
-
-@st.composite
-def problems(draw):
-    hidden = draw(st.lists(st.integers(1, 12), min_size=1, max_size=3))
-    head = draw(st.sampled_from(HEADS))
-    n_out = draw(st.integers(2 if head[1] == "softmax" else 1, 4))
-    sizes = [draw(st.integers(1, 5)), *hidden, n_out]
-    return (sizes, draw(st.sampled_from(ACTS)), head, draw(st.integers(1, 8)),
-            draw(st.integers(0, 2**32 - 1)))
-
-
-def _away_from_kinks(net, X, activation):
-    if activation in KINKED:
-        assume(np.abs(hidden_preactivations(net, X)).min() > KINK_MARGIN)
+def _problems():
+    return problems(max_width=12, max_in=5, max_n=8)
 
 
 # ---------------------------------------------------------------------------- gradient checks
 @settings(max_examples=120)
-@given(problems())
+@given(_problems())
 def test_gradient_matches_central_differences_float64(problem):
-    sizes, activation, head, n, seed = problem
-    net, X, T = build(sizes, activation, head, n, seed)
-    _away_from_kinks(net, X, activation)
+    net, X, T = built(problem)
     report = check_gradient(net, X, T)
     assert report.max_rel_error < TOL64, report
 
 
 @settings(max_examples=60)
-@given(problems())
+@given(_problems())
 def test_gradient_matches_central_differences_float32(problem):
-    sizes, activation, head, n, seed = problem
-    net, X, T = build(sizes, activation, head, n, seed, dtype=np.float32)
-    _away_from_kinks(net.copy(np.float64), X, activation)
+    net, X, T = built(problem, dtype=np.float32)
     report = check_gradient(net, X, T)
     assert report.analytic.dtype == np.float32
     assert report.max_rel_error < TOL32, report
 
 
+@pytest.mark.parametrize("topology", ["mlp", "cascade"])
 @pytest.mark.parametrize("head", HEADS, ids=lambda h: "-".join(h))
 @pytest.mark.parametrize("activation", ACTS)
-def test_gradient_every_activation_and_head(activation, head):
+def test_gradient_every_activation_and_head(activation, head, topology):
     """The full grid, so every pair is covered whatever hypothesis draws (two hidden layers)."""
     for seed in range(10):
-        net, X, T = build([3, 5, 4, 3], activation, head, 6, seed)
-        if activation not in KINKED or np.abs(hidden_preactivations(net, X)).min() > KINK_MARGIN:
+        net, X, T = build([3, 5, 4, 3], activation, head, 6, seed, topology=topology)
+        hidden = preactivations(net, X, hidden_only=True)
+        if activation not in KINKED or np.abs(hidden).min() > KINK_MARGIN:
             break
     else:
         pytest.fail("no seed keeps the pre-activations away from the kink")
@@ -133,18 +80,15 @@ def test_gradient_every_activation_and_head(activation, head):
     assert report.max_rel_error < TOL64, report
 
 
+@pytest.mark.parametrize("topology", ["mlp", "cascade"])
 @pytest.mark.parametrize("head", HEADS, ids=lambda h: "-".join(h))
 @pytest.mark.parametrize("activation", ["tanh", "softplus", "sigmoid"])
-def test_input_gradient_matches_central_differences(activation, head):
-    net, X, T = build([3, 4, 3], activation, head, 5, seed=1)
+def test_input_gradient_matches_central_differences(activation, head, topology):
+    net, X, T = build([3, 4, 3], activation, head, 5, seed=1, topology=topology)
     got = net.input_gradient(X, T)
     assert got.shape == X.shape
-    eps, numeric = 1e-6, np.empty_like(X)
-    for idx in np.ndindex(X.shape):
-        e = np.zeros_like(X)
-        e[idx] = eps
-        numeric[idx] = (net.loss(X + e, T) - net.loss(X - e, T)) / (2 * eps)
-    assert_normwise_close(got, numeric)
+    numeric = central_differences(lambda x: net.loss(x.reshape(X.shape), T), X.ravel(), 1e-6)
+    assert_normwise_close(got, numeric.reshape(X.shape))
 
 
 @pytest.mark.parametrize("output", ["identity", "sigmoid", "tanh", "softplus", "softmax"])
@@ -161,13 +105,9 @@ def test_backward_is_a_vjp_for_any_upstream_gradient(output, rng):
         return float(np.vdot(G, ref.forward(x)))
 
     w0 = net.params.copy()
-    num_w = np.array([(inner(w0 + eps * e, X) - inner(w0 - eps * e, X)) / (2 * eps)
-                      for e in np.eye(net.n_params)])
-    num_x = np.empty_like(X)
-    for idx in np.ndindex(X.shape):
-        e = np.zeros_like(X)
-        e[idx] = eps
-        num_x[idx] = (inner(w0, X + e) - inner(w0, X - e)) / (2 * eps)
+    num_w = central_differences(lambda w: inner(w, X), w0, eps)
+    num_x = central_differences(lambda x: inner(w0, x.reshape(X.shape)), X.ravel(), eps)
+    num_x = num_x.reshape(X.shape)
 
     net.forward(X)
     dX = net.backward(G)
@@ -217,7 +157,7 @@ def test_hand_worked_two_layer_tanh_example():
     X, T = np.array([[1.0, 0.5]]), np.array([[1.0]])
 
     np.testing.assert_allclose(net.forward(X), [[0.47227983]], atol=1e-8)
-    np.testing.assert_allclose(net.activations[0].A, [[0.46211716, 0.24491866]], atol=1e-8)
+    np.testing.assert_allclose(net.forward_record(X).a[0], [[0.46211716, 0.24491866]], atol=1e-8)
     loss, grad = net.gradient(X, T)
     assert loss == pytest.approx(0.13924429, abs=1e-8)
     expected = [
@@ -227,9 +167,11 @@ def test_hand_worked_two_layer_tanh_example():
         -0.52772017,  # b2
     ]
     np.testing.assert_allclose(grad, expected, atol=1e-8)
-    # the δ's themselves: δ_k is the output bias gradient, δ_j the hidden bias gradient
-    np.testing.assert_allclose(net.dense_layers[1].gb, [-0.52772017], atol=1e-8)
-    np.testing.assert_allclose(net.dense_layers[0].gb, [-0.41502433, 0.99212959], atol=1e-8)
+    # the δ's themselves, from the backward pass of δ_L = y − t through the forward record
+    record = net.forward_record(X)
+    deltas, _ = net.backward_deltas(record, record.output - T)
+    np.testing.assert_allclose(deltas[1], [[-0.52772017]], atol=1e-8)
+    np.testing.assert_allclose(deltas[0], [[-0.41502433, 0.99212959]], atol=1e-8)
 
 
 # ---------------------------------------------------------------------------- layout
@@ -240,7 +182,6 @@ def test_parameters_are_views_of_the_flat_vector():
     offset = 0
     for layer in net.dense_layers:
         assert np.shares_memory(layer.W, net.params) and np.shares_memory(layer.b, net.params)
-        assert np.shares_memory(layer.gW, net.grad) and np.shares_memory(layer.gb, net.grad)
         np.testing.assert_array_equal(net.params[offset:offset + layer.W.size], layer.W.ravel())
         offset += layer.W.size
         np.testing.assert_array_equal(net.params[offset:offset + layer.b.size], layer.b)
@@ -297,10 +238,14 @@ def test_copy_is_deep(rng):
     assert clone.loss(X, T) == net.loss(X, T)
     grad = net.gradient(X, T)[1]
     np.testing.assert_array_equal(clone.gradient(X, T)[1], grad)
+    net.forward(X)
+    net.backward(np.ones((4, 3)))
+    kept = net.grad.copy()
     clone.params += 1.0
-    clone.gradient(X, T)
+    clone.forward(X)
+    clone.backward(np.ones((4, 3)))
     assert not np.allclose(clone.forward(X), net.forward(X))
-    np.testing.assert_array_equal(net.grad, grad)  # the clone's backward left net.grad alone
+    np.testing.assert_array_equal(net.grad, kept)  # the clone's backward left net.grad alone
     np.testing.assert_array_equal(net.gradient(X, T)[1], grad)
     assert clone.dense_layers[0] is not net.dense_layers[0]
 
@@ -362,8 +307,7 @@ def test_gradient_returns_a_new_array_and_matches_loss(rng):
     g1_copy = g1.copy()
     _, g2 = net.gradient(2 * X, T)
     np.testing.assert_array_equal(g1, g1_copy)  # a later call does not overwrite g1
-    assert not np.array_equal(g1, g2)
-    np.testing.assert_array_equal(net.grad, g2)
+    assert not np.array_equal(g1, g2) and not np.shares_memory(g1, g2)
     X_before = X.copy()
     net.gradient(X, T)
     net.input_gradient(X, T)
@@ -395,8 +339,9 @@ def test_float32_end_to_end(activation, head):
     assert grad.dtype == np.float32 and net.grad.dtype == np.float32
     assert net.input_gradient(X64, T).dtype == np.float32
     assert net.backward(np.ones((5, 3), np.float32)).dtype == np.float32
-    for act in net.activations:
-        assert act.Z.dtype == act.A.dtype == np.float32
+    record = net.forward_record(X64)
+    for z, a in zip(record.z, record.a, strict=True):
+        assert z.dtype == a.dtype == np.float32
     net.params -= np.float32(0.1) * grad
     assert net.params.dtype == np.float32
 
@@ -502,3 +447,121 @@ def test_public_names():
     assert deltaprop.Network is Network and deltaprop.mlp is mlp
     for name in deltaprop.__all__:
         assert hasattr(deltaprop, name)
+
+
+# ---------------------------------------------------------------------------- cascade topology
+def test_cascade_layout_and_forward_by_hand(rng):
+    """Layer l reads [x, a_1, ..., a_{l-1}]: W_l is (n_l, n_0 + ... + n_{l-1}), same order."""
+    net = deltaprop.cascade([2, 3, 4, 1], activation="tanh", seed=0)
+    assert [layer.W.shape for layer in net.dense_layers] == [(3, 2), (4, 5), (1, 9)]
+    assert net.n_params == 3 * 2 + 3 + 4 * 5 + 4 + 9 + 1 == net.params.size
+    assert net.sizes == [2, 3, 4, 1] and net.topology == "cascade"
+    randomise_biases(net, rng)
+    X = rng.normal(size=(6, 2))
+    W = [layer.W for layer in net.dense_layers]
+    b = [layer.b for layer in net.dense_layers]
+    a1 = np.tanh(X @ W[0].T + b[0])
+    a2 = np.tanh(np.hstack([X, a1]) @ W[1].T + b[1])
+    y = np.hstack([X, a1, a2]) @ W[2].T + b[2]
+    np.testing.assert_allclose(net.forward(X), y, rtol=1e-14)
+    assert net.describe_param(3 * 2 + 3 + 5 * 1 + 2) == "layer 1 W[1, 2]"
+
+
+def test_cascade_with_one_layer_is_an_mlp(rng):
+    a, b = deltaprop.cascade([3, 2], seed=4), mlp([3, 2], seed=4)
+    X, T = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_array_equal(a.gradient(X, T)[1], b.gradient(X, T)[1])
+
+
+def test_cascade_rejects_layers_of_the_wrong_width():
+    with pytest.raises(ValueError, match=r"`layers\[2\]` expects 3 inputs but the cascade's "
+                                         r"input \[x, a_1, ..., a_1\] has 5 columns"):
+        Network([Dense(2, 3), Activation("tanh"), Dense(3, 1)], topology="cascade")
+    with pytest.raises(ValueError, match="`topology` must be one of 'mlp', 'cascade'"):
+        Network([Dense(2, 3)], topology="graph")
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(("output", "loss"), [("identity", "mse"), ("softmax", "ce"),
+                                              ("sigmoid", "bce")])
+def test_cascade_parameter_order_and_gradient_match_torch(torch, output, loss, rng):
+    """The twin in PyTorch: torch.nn.Linear per layer on torch.cat([x, a_1, ...])."""
+    net = deltaprop.cascade([3, 4, 5, 3], activation="tanh", output=output, loss=loss, seed=2)
+    randomise_biases(net, rng)
+    X = rng.normal(size=(6, 3))
+    T = rng.integers(0, 3, 6) if loss == "ce" else rng.uniform(size=(6, 3))
+    linears = [torch.nn.Linear(d.n_in, d.n_out) for d in net.dense_layers]
+    with torch.no_grad():
+        for lin, d in zip(linears, net.dense_layers, strict=True):
+            lin.weight.copy_(torch.from_numpy(d.W))
+            lin.bias.copy_(torch.from_numpy(d.b))
+    Xt = torch.tensor(X, requires_grad=True)
+    states = [Xt]
+    for i, lin in enumerate(linears):
+        z = lin(torch.cat(states, dim=1))
+        states.append(torch.tanh(z) if i < len(linears) - 1 else z)
+    z = states[-1]
+    F = torch.nn.functional
+    if loss == "ce":
+        lt = F.cross_entropy(z, torch.from_numpy(T))
+    elif loss == "bce":
+        lt = F.binary_cross_entropy_with_logits(z, torch.from_numpy(T), reduction="sum") / 6
+    else:
+        lt = F.mse_loss(z, torch.from_numpy(T))
+    lt.backward()
+    flat = torch.cat([p.grad.reshape(-1) for lin in linears for p in lin.parameters()]).numpy()
+    loss_value, grad = net.gradient(X, T)
+    assert loss_value == pytest.approx(lt.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, flat, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(net.input_gradient(X, T), Xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------- copies, pickles
+@pytest.mark.parametrize("topology", ["mlp", "cascade"])
+def test_pickle_and_deepcopy_keep_params_live(topology, rng):
+    import copy
+    import pickle
+
+    net, X, _ = build([3, 4, 2], "tanh", ("mse", "identity", "real"), 5, seed=1,
+                      topology=topology)
+    for clone in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net), copy.copy(net)):
+        assert repr(clone) == repr(net) and clone.topology == topology
+        np.testing.assert_array_equal(clone.params, net.params)
+        assert not np.shares_memory(clone.params, net.params)
+        for layer in clone.dense_layers:
+            assert np.shares_memory(layer.W, clone.params)
+        y = clone.forward(X).copy()
+        clone.params[-1] += 1.0  # a change of the flat vector shows in the forward pass
+        np.testing.assert_allclose(clone.forward(X)[:, -1], y[:, -1] + 1.0, rtol=1e-14)
+        clone.dense_layers[0].W[0, 0] += 2.0  # and a change of a layer in the flat vector
+        assert clone.params[0] == net.params[0] + 2.0
+    spec = net.spec()
+    assert spec.build().spec() == spec and spec.topology == topology
+
+
+# ---------------------------------------------------------------------------- threads
+@pytest.mark.parametrize("topology", ["mlp", "cascade"])
+def test_concurrent_calls_on_one_network_are_correct(topology):
+    """Four threads call gradient, loss and hvp on ONE network with different batch sizes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    net, _, _ = build([4, 16, 8, 2], "tanh", ("mse", "identity", "real"), 1, seed=0,
+                      topology=topology)
+    rng = np.random.default_rng(0)
+    batches = [(rng.normal(size=(n, 4)), rng.normal(size=(n, 2))) for n in (3, 17, 64, 200)]
+    V = rng.normal(size=net.n_params)
+    expected = [(net.gradient(X, T), net.loss(X, T), deltaprop.hvp(net, X, T, V))
+                for X, T in batches]
+
+    def work(i):
+        X, T = batches[i % 4]
+        return i % 4, net.gradient(X, T), net.loss(X, T), deltaprop.hvp(net, X, T, V)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(work, range(200)))
+    for i, (loss, grad), value, hv in results:
+        (loss0, grad0), value0, hv0 = expected[i]
+        assert loss == loss0 and value == value0
+        np.testing.assert_array_equal(grad, grad0)
+        np.testing.assert_array_equal(hv, hv0)

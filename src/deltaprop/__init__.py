@@ -34,7 +34,7 @@ from .layers import Activation, Dense
 from .least_squares import LMResult, levenberg_marquardt
 from .losses import LOSSES
 from .model_io import ModelFileError, load_model, save_model
-from .network import Network, mlp
+from .network import ForwardRecord, Network, NetworkSpec, cascade, mlp
 from .optimizers import (
     GD,
     OPTIMIZERS,
@@ -85,6 +85,7 @@ __all__ = [
     "CurvatureCheck",
     "Dense",
     "EpochStep",
+    "ForwardRecord",
     "ExponentialDecay",
     "FirstOrderOptimizer",
     "GaussNewtonDual",
@@ -96,11 +97,13 @@ __all__ = [
     "ModelFileError",
     "Momentum",
     "Network",
+    "NetworkSpec",
     "Optimizer",
     "RMSprop",
     "StepDecay",
     "TrainingProblem",
     "__version__",
+    "cascade",
     "check_gradient",
     "check_hessian",
     "check_jacobian",

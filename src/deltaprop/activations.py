@@ -5,7 +5,11 @@ Backpropagation needs h'(z) (the δ recursion, §8.1.2 eq. 8.13) and the exact H
 h''(z) (§8.1.6, PRML §5.4.5).  Derivatives are written in terms of z and the cached output a
 wherever that is cheaper (``1 - a**2`` for tanh), as scikit-learn's ``DERIVATIVES`` do.
 
-The registry ``ACTIVATIONS`` is keyed by the names accepted by :func:`deltaprop.mlp`.
+Every activation is an object with one protocol (:class:`OutputFunction`): ``f``, the VJP and
+JVP for upstream arrays with any rows per sample, the per-sample Jacobian, and whether h'' ≡ 0.
+Element-wise ones also give h' and h'' (``df``, ``d2f``); softmax (an output activation only) is
+the object :data:`SOFTMAX`.  The registry ``ACTIVATIONS`` (element-wise) is keyed by the names
+accepted by :func:`deltaprop.mlp`; :func:`get_output_activation` adds "softmax".
 """
 
 from __future__ import annotations
@@ -22,8 +26,48 @@ LEAKY_RELU_SLOPE = 0.01
 ELU_ALPHA = 1.0
 
 
+def per_sample(d: Array, G: Array) -> Array:
+    """Broadcast a per-sample array d (N, K) against G (N, ..., K) (any axes between)."""
+    if G.ndim == d.ndim:
+        return d
+    return d.reshape(d.shape[0], *(1,) * (G.ndim - d.ndim), d.shape[-1])
+
+
+class OutputFunction:
+    """The protocol every activation follows: h, its Jacobian products and its curvature.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    elementwise : bool
+        True when a_k depends on z_k only (every activation but softmax).
+    zero_curvature : bool
+        True when h'' ≡ 0 almost everywhere (identity, relu, leaky_relu): the second-order
+        terms of the Hessian and the R-operator vanish for it and are skipped.
+    """
+
+    name: str
+    elementwise: bool = True
+    zero_curvature: bool = False
+
+    # ``f(z) -> a``, a = h(z) for z (N, K): a method, or a field of the dataclass ElementWise.
+
+    def vjp(self, z: Array, a: Array, G: Array) -> Array:
+        """∂(·)/∂z from G = ∂(·)/∂a, for G (N, K) or (N, ..., K) with rows per sample."""
+        raise NotImplementedError
+
+    def jvp(self, z: Array, a: Array, V: Array) -> Array:
+        """R{a} = (∂a/∂z) V for tangents V (N, ..., K); the Jacobian is symmetric, so = vjp."""
+        return self.vjp(z, a, V)
+
+    def jacobian(self, z: Array, a: Array) -> Array:
+        """∂a_k/∂z_m per sample (N, K, K), row k for output k."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class ElementWise:
+class ElementWise(OutputFunction):
     """An element-wise activation h with h, h' and h''.
 
     Attributes
@@ -36,12 +80,54 @@ class ElementWise:
         ``df(z, a) -> h'(z)``, same shape as z.
     d2f : callable
         ``d2f(z, a) -> h''(z)``, same shape as z.
+    zero_curvature : bool
+        h'' ≡ 0 (almost everywhere).
     """
 
     name: str
     f: Callable[[Array], Array]
     df: Callable[[Array, Array], Array]
     d2f: Callable[[Array, Array], Array]
+    zero_curvature: bool = False
+
+    def vjp(self, z: Array, a: Array, G: Array) -> Array:
+        """G ⊙ h'(z), broadcast over the rows of each sample."""
+        return G * per_sample(self.df(z, a), G)
+
+    def jacobian(self, z: Array, a: Array) -> Array:
+        """diag(h'(z)) per sample (N, K, K)."""
+        n, k = z.shape
+        J = np.zeros((n, k, k), dtype=z.dtype)
+        J[:, np.arange(k), np.arange(k)] = self.df(z, a)
+        return J
+
+
+class Softmax(OutputFunction):
+    """Row-wise softmax y = exp(z) / Σ exp(z), an output activation (never hidden).
+
+    Its Jacobian is diag(y) − y yᵀ per sample (symmetric), so the VJP and the JVP are both
+    y ⊙ (g − Σ_k g_k y_k) (Bishop & Bishop 2024 §5.4.4, §8.1.5).
+    """
+
+    name = "softmax"
+    elementwise = False
+    zero_curvature = False
+
+    def f(self, z: Array) -> Array:
+        return softmax(z)
+
+    def vjp(self, z: Array, a: Array, G: Array) -> Array:
+        y = per_sample(a, G)
+        return y * (G - (G * y).sum(axis=-1, keepdims=True))
+
+    def jacobian(self, z: Array, a: Array) -> Array:
+        k = a.shape[1]
+        J = -a[:, :, None] * a[:, None, :]
+        J[:, np.arange(k), np.arange(k)] += a
+        return J
+
+    def __repr__(self) -> str:
+        return "Softmax()"
 
 
 def _identity(z: Array) -> Array:
@@ -120,18 +206,37 @@ def _elu_d2(z: Array, a: Array) -> Array:
 ACTIVATIONS: dict[str, ElementWise] = {
     act.name: act
     for act in (
-        ElementWise("identity", _identity, _ones, _zeros),
+        ElementWise("identity", _identity, _ones, _zeros, zero_curvature=True),
         ElementWise("sigmoid", _sigmoid, _sigmoid_d, _sigmoid_d2),
         ElementWise("tanh", np.tanh, _tanh_d, _tanh_d2),
-        ElementWise("relu", _relu, _relu_d, _zeros),
-        ElementWise("leaky_relu", _leaky_relu, _leaky_relu_d, _zeros),
+        ElementWise("relu", _relu, _relu_d, _zeros, zero_curvature=True),
+        ElementWise("leaky_relu", _leaky_relu, _leaky_relu_d, _zeros, zero_curvature=True),
         ElementWise("softplus", _softplus, _softplus_d, _softplus_d2),
         ElementWise("elu", _elu, _elu_d, _elu_d2),
     )
 }
 
+#: The softmax output activation (one instance: it has no parameters).
+SOFTMAX = Softmax()
+
 #: Output activations accepted by :func:`deltaprop.mlp`: the element-wise ones and softmax.
 OUTPUT_ACTIVATIONS = (*ACTIVATIONS, "softmax")
+
+
+def get_output_activation(name: str, *, where: str = "output") -> OutputFunction:
+    """Look up an output activation (element-wise or "softmax") by name.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown; the message lists the known names.
+    """
+    if name == "softmax":
+        return SOFTMAX
+    if isinstance(name, str) and name in ACTIVATIONS:
+        return ACTIVATIONS[name]
+    known = ", ".join(repr(k) for k in OUTPUT_ACTIVATIONS)
+    raise ValueError(f"`{where}` must be one of {known}; got {name!r}.")
 
 
 def get_activation(name: str, *, where: str = "activation") -> ElementWise:

@@ -131,14 +131,13 @@ def check_gradient(
         raise ValueError(f"`directions` must be a positive integer; got {directions!r}.")
     _, analytic = net.gradient(X, T)
     ref = net.copy(dtype=np.float64)
-    X64, T64 = ref._check_data(X, T)
+    X64, T64 = ref.check_data(X, T)
     w0 = ref.params.copy()
     step = difference_step(eps, w0)
 
     def loss_at(w: Array) -> float:
         ref.params[:] = w
-        z, y = ref._forward_head(X64)
-        return ref.head.value(z, y, T64)
+        return ref.record_loss(ref.propagate(X64), T64)
 
     V = None
     if directions is not None:

@@ -1,10 +1,25 @@
-"""Layers: the affine map z = W a + b and element-wise activations a = h(z).
+"""Layers: the affine map z = W u + b and element-wise activations a = h(z).
 
-Each layer's ``backward(grad_out)`` takes ANY upstream gradient ∂L/∂(output) and returns the
-gradient with respect to its input; a Dense layer also writes its parameter gradient.  A
-network's backward pass is therefore a vector–Jacobian product, and Jacobians, Gauss–Newton
-products and the Levenberg–Marquardt step are compositions of it (Bishop & Bishop 2024 §8.1.2,
-§8.1.5).  Each backward rule sits beside its forward.
+Every layer follows one protocol, with each backward rule beside its forward (Bishop & Bishop
+2024 §8.1.2, §8.1.5; PRML §5.4.6 for the R-operator).  A layer keeps no per-call state: what a
+pass needs (its input u, z, a) lives in the network's forward record, so one layer object
+serves any number of concurrent calls.
+
+Dense (parameters θ = (W, b), a slice of the network's flat vector):
+
+=====================================  ==========================================================
+``forward(u)``                          z = u Wᵀ + b                         (N, n_out)
+``vjp(G)``                              ∂(·)/∂u = G W for G (N, ..., n_out)   (N, ..., n_in)
+``param_grad(u, G, out)``               Σ_n ∂(·)/∂θ: Gᵀu, Σ_n G  into out (..., P_l)
+``param_rows(u, G, out)``               per-sample rows G_n ⊗ u_n, G_n  into out (N, m, P_l)
+``tangent(u, V, u_dot)``                R{z} = u V_Wᵀ + V_b + R{u} Wᵀ for directions V (k, P_l)
+``tangent_vjp(G, RG, V)``               R{G W} = G V_W + R{G} W                (N, k, n_in)
+``tangent_param_grad(u, G, RG, u_dot)``  R{Σ Gᵀu} = Σ R{G}ᵀ u + Gᵀ R{u}; R{Σ G}
+``features(u)``                          [u, 1]: ∂z_i/∂θ_(i, j) = features_j (the Hessian's blocks)
+=====================================  ==========================================================
+
+Activation wraps an activation object of :mod:`deltaprop.activations`, which owns h, h', h'',
+its VJP/JVP and whether h'' ≡ 0.
 """
 
 from __future__ import annotations
@@ -12,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import check_positive_int
-from .activations import ElementWise, get_activation, softmax
+from .activations import OutputFunction, get_output_activation
+from .kernels import augment, matmul_add, rows_matmul
 
 Array = np.ndarray
 
@@ -20,7 +36,7 @@ INITS = ("glorot", "he", "zeros")
 
 
 class Dense:
-    """Fully connected layer Z = A Wᵀ + b for a batch of rows A (N, n_in).
+    """Fully connected layer Z = U Wᵀ + b for a batch of rows U (N, n_in).
 
     Parameters
     ----------
@@ -40,13 +56,11 @@ class Dense:
         Weights, a view into the network's flat parameter vector once the layer is in one.
     b : ndarray (n_out,)
         Biases, likewise a view.
-    gW, gb : ndarray
-        Gradients of the last ``backward``, views into the flat gradient vector.
 
     References
     ----------
-    Bishop & Bishop 2024 §6.2 (eq. 6.19), §7.2.5 (initialisation); Glorot & Bengio 2010;
-    He et al. 2015.
+    Bishop & Bishop 2024 §6.2 (eq. 6.19), §7.2.5 (initialisation), §8.1.2 (eq. 8.13–8.15);
+    PRML §5.4.6 (R-operator); Glorot & Bengio 2010; He et al. 2015.
     """
 
     def __init__(
@@ -60,19 +74,20 @@ class Dense:
         self.n_in = check_positive_int(n_in, "n_in")
         self.n_out = check_positive_int(n_out, "n_out")
         self.n_params = self.n_out * self.n_in + self.n_out
-        params = np.zeros(self.n_params, dtype=dtype)
-        self.bind(params, np.zeros_like(params))
+        self.bind(np.zeros(self.n_params, dtype=dtype))
         self.initialise(init, np.random.default_rng() if rng is None else rng)
-        self.A: Array | None = None
         self._ones = np.ones(0, dtype=dtype)
 
-    def bind(self, params: Array, grad: Array) -> None:
-        """Make W, b (and gW, gb) views into slices of flat vectors of length ``n_params``."""
+    def bind(self, params: Array) -> None:
+        """Make W and b views into a flat vector of length ``n_params`` (W row-major, then b)."""
+        self.W, self.b = self.split(params)
+
+    def split(self, rows: Array) -> tuple[Array, Array]:
+        """Views of the last axis of ``rows`` (..., n_params) as (W (..., n_out, n_in), b)."""
         n_w = self.n_out * self.n_in
-        self.W = params[:n_w].reshape(self.n_out, self.n_in)
-        self.b = params[n_w:]
-        self.gW = grad[:n_w].reshape(self.n_out, self.n_in)
-        self.gb = grad[n_w:]
+        lead = rows.shape[:-1]
+        w = np.reshape(rows[..., :n_w], (*lead, self.n_out, self.n_in), copy=False)
+        return w, rows[..., n_w:]
 
     def initialise(self, init: str, rng: np.random.Generator) -> None:
         """Draw W by the named scheme and set b to zero."""
@@ -88,58 +103,119 @@ class Dense:
             raise ValueError(f"`init` must be one of {known}; got {init!r}.")
         self.b[...] = 0
 
-    def forward(self, A: Array) -> Array:
-        """Z = A Wᵀ + b (N, n_out); caches A for ``backward``."""
-        self.A = A
-        Z = A @ self.W.T
+    # ------------------------------------------------------------------ first order
+    def forward(self, U: Array) -> Array:
+        """Z = U Wᵀ + b (N, n_out)."""
+        Z = U @ self.W.T
         Z += self.b
         return Z
 
-    def backward(self, G: Array, input_grad: bool = True) -> Array | None:
-        """Write ∂L/∂W = Gᵀ A and ∂L/∂b = Σ_n G; return G W (N, n_in) if ``input_grad``.
+    def vjp(self, G: Array) -> Array:
+        """∂(·)/∂U = G W for G = ∂(·)/∂Z of shape (N, n_out) or (N, m, n_out) (eq. 8.13)."""
+        return rows_matmul(G, self.W)
 
-        G is ∂L/∂Z (N, n_out), i.e. the δ of this layer (eq. 8.13–8.15).
+    def param_grad(self, U: Array, G: Array, out: Array) -> None:
+        """Write Σ_n ∂(·)/∂θ into ``out``: ∂W = Gᵀ U, ∂b = Σ_n G (eq. 8.14–8.15).
+
+        G (N, n_out) with out (n_params,), or G (N, m, n_out) (m rows per sample, a batched VJP)
+        with out (m, n_params).
         """
-        np.matmul(G.T, self.A, out=self.gW)
-        np.matmul(self._column_of_ones(G.shape[0]), G, out=self.gb)
-        return G @ self.W if input_grad else None
+        w, b = self.split(out)
+        if G.ndim == 2:
+            np.matmul(G.T, U, out=w)
+            np.matmul(self._column_of_ones(G.shape[0]), G, out=b)
+            return
+        n = G.shape[0]
+        w[...] = (G.reshape(n, -1).T @ U).reshape(w.shape)
+        b[...] = G.sum(axis=0)
+
+    def param_rows(self, U: Array, G: Array, out: Array) -> None:
+        """Per-sample parameter rows into out (N, m, n_params) from G (N, m, n_out):
+        ∂/∂W[i, j] = G[n, r, i] U[n, j], ∂/∂b[i] = G[n, r, i] (Bishop & Bishop 2024 §8.1.5)."""
+        w, b = self.split(out)
+        np.multiply(G[:, :, :, None], U[:, None, None, :], out=w)
+        b[...] = G
 
     def _column_of_ones(self, n: int) -> Array:
-        """A cached vector of n ones: Σ_n G as 1ᵀG is a fast BLAS call for small batches."""
-        if self._ones.shape[0] != n:
-            self._ones = np.ones(n, dtype=self.W.dtype)
-        return self._ones
+        """A vector of n ones: Σ_n G as 1ᵀG is a fast BLAS call for small batches."""
+        ones = self._ones
+        if ones.shape[0] != n:
+            ones = np.ones(n, dtype=self.W.dtype)
+            self._ones = ones
+        return ones
+
+    def features(self, U: Array) -> Array:
+        """[U, 1] (N, n_in + 1): ∂z_i/∂W[i, j] = U[:, j] and ∂z_i/∂b[i] = 1."""
+        return augment(U)
+
+    # ------------------------------------------------------------------ R-operator
+    def tangent(self, U: Array, V: Array, U_dot: Array | None) -> Array:
+        """R{z} (N, k, n_out) for directions V (k, n_params) of this layer's parameters.
+
+        R{z} = U V_Wᵀ + V_b + R{U} Wᵀ, with R{U} = ``U_dot`` (N, k, n_in) (None: the input does
+        not depend on the parameters, e.g. the network's input).
+        """
+        VW, Vb = self.split(V)
+        n, k = U.shape[0], V.shape[0]
+        rz = U @ VW.transpose(2, 0, 1).reshape(self.n_in, k * self.n_out)
+        if U_dot is not None:
+            matmul_add(U_dot.reshape(n * k, self.n_in), self.W.T, rz.reshape(n * k, self.n_out))
+        rz = rz.reshape(n, k, self.n_out)
+        rz += Vb
+        return rz
+
+    def tangent_vjp(self, G: Array, RG: Array, V: Array) -> Array:
+        """R{G W} = G V_W + R{G} W (N, k, n_in) for G (N, n_out), R{G} (N, k, n_out)."""
+        n, k = RG.shape[:2]
+        out = rows_matmul(RG, self.W)
+        VW = self.split(V)[0].swapaxes(0, 1).reshape(self.n_out, k * self.n_in)
+        matmul_add(G, VW, out.reshape(n, k * self.n_in))
+        return out
+
+    def tangent_param_grad(self, U: Array, G: Array, RG: Array, U_dot: Array | None,
+                           out: Array) -> None:
+        """R{Σ_n ∂(·)/∂θ} into out (k, n_params): R{∂W} = Σ_n R{G}ᵀ U + Gᵀ R{U}, R{∂b} = Σ R{G}."""
+        w, b = self.split(out)
+        n, k, n_out = RG.shape
+        if k == 1:  # w[0] is contiguous: accumulate in place
+            np.matmul(RG.reshape(n, n_out).T, U, out=w[0])
+            if U_dot is not None:
+                matmul_add(G.T, U_dot.reshape(n, -1), w[0])
+        else:
+            w[...] = (RG.reshape(n, k * n_out).T @ U).reshape(k, n_out, -1)
+            if U_dot is not None:
+                w += (G.T @ U_dot.reshape(n, -1)).reshape(n_out, k, -1).swapaxes(0, 1)
+        b[...] = RG.sum(axis=0)
 
     def __repr__(self) -> str:
         return f"Dense({self.n_in}, {self.n_out})"
 
 
 class Activation:
-    """Parameter-free element-wise activation layer a = h(z), or a row-wise softmax.
+    """Parameter-free activation layer a = h(z): an element-wise activation or the softmax.
 
     Parameters
     ----------
     name : str
         One of ``deltaprop.activations.ACTIVATIONS`` or "softmax".
+
+    Attributes
+    ----------
+    function : OutputFunction
+        The activation object (h, h', h'', VJP, JVP; see :mod:`deltaprop.activations`).
     """
 
     def __init__(self, name: str):
-        self.name = name
-        self.fn: ElementWise | None = None if name == "softmax" else get_activation(name)
-        self.Z: Array | None = None
-        self.A: Array | None = None
+        self.function: OutputFunction = get_output_activation(name, where="activation")
+        self.name = self.function.name
 
     def forward(self, Z: Array) -> Array:
-        """a = h(z); caches z and a."""
-        self.Z = Z
-        self.A = softmax(Z) if self.fn is None else self.fn.f(Z)
-        return self.A
+        """a = h(z)."""
+        return self.function.f(Z)
 
-    def backward(self, G: Array) -> Array:
-        """∂L/∂z = ∂L/∂a ⊙ h'(z); for softmax y ⊙ (g − Σ_k g_k y_k)."""
-        if self.fn is None:
-            return self.A * (G - (G * self.A).sum(axis=1, keepdims=True))
-        return G * self.fn.df(self.Z, self.A)
+    def vjp(self, Z: Array, A: Array, G: Array) -> Array:
+        """∂(·)/∂z = ∂(·)/∂a ⊙ h'(z) (for softmax y ⊙ (g − Σ_k g_k y_k)), any rows per sample."""
+        return self.function.vjp(Z, A, G)
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"

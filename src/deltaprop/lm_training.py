@@ -90,8 +90,7 @@ import numpy as np
 from scipy.linalg.lapack import get_lapack_funcs
 
 from ._validation import check_choice, check_flag, check_positive_int
-from .curvature import gauss_newton_dual
-from .curvature._gauss_newton import gauss_newton_upper
+from .curvature import gauss_newton_dual, gauss_newton_upper
 from .linalg import damped_step_search, marquardt_diagonal, solve_damped
 from .network import Network
 from .optimizers import EpochStep, Optimizer, TrainingProblem, _check_real

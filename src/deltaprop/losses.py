@@ -7,9 +7,15 @@ output, cross-entropy with a softmax output) δ_L = c (y − t), c the loss's no
 a product of two unstable factors (§5.4.3, §6.4).  Cross-entropies are computed from the
 logits, so they stay finite for |z| up to 1e3 and beyond.
 
-Heads also provide the output curvature that the curvature module needs:
-``hess_z`` (exact ∂²L/∂z_L² times a direction, PRML §5.4.5–5.4.6) and ``gn_z`` (the
-generalised Gauss–Newton output matrix M times a direction, Schraudolph 2002).
+Every loss is c times a sum over samples, so a batch split into chunks gives the whole batch's
+loss, δ_L and curvature when each chunk is given the whole batch's ``c`` (argument ``c`` of the
+methods below; by default the normalisation of the rows passed).
+
+A head owns everything the curvature code needs at the output, so that code never asks which
+loss it is: ``output_jacobian`` (∂y/∂z per sample), ``hess_z`` / ``output_hessian`` (the exact
+∂²L/∂z_L², PRML §5.4.5–5.4.6), ``gn_z`` / ``gn_factor`` (the generalised Gauss–Newton output
+matrix M = SᵀS, Schraudolph 2002) and ``scaled_residuals`` (rs with Sᵀ rs = δ_L).  Directions
+and rows are laid out (N, m, K): sample, row, output.
 
 ========  ======================  ==========================================  =============
 name      output activation       L                                           c
@@ -25,7 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import ElementWise, log_softmax, softmax
+from .activations import SOFTMAX, ElementWise, OutputFunction, get_output_activation, log_softmax
+from .activations import per_sample as _per_sample
 
 Array = np.ndarray
 
@@ -35,11 +42,24 @@ LOSSES = ("sse", "mse", "bce", "ce")
 class Head:
     """Output activation fused with a loss.
 
-    Subclasses implement the value, δ_L and the output curvature for a batch.
+    Subclasses implement the value, δ_L and the output curvature for a batch.  ``c`` is the
+    loss's normalisation (see the module notes); None means that of the rows passed.
+
+    Attributes
+    ----------
+    loss : str
+        The loss name.
+    function : OutputFunction
+        The output activation h (y = h(z)).
     """
 
     loss: str
-    activation: str
+    function: OutputFunction
+
+    @property
+    def activation(self) -> str:
+        """Name of the output activation."""
+        return self.function.name
 
     def output(self, z: Array) -> Array:
         """Network output y = h(z) (N, K)."""
@@ -49,34 +69,60 @@ class Head:
         """The factor c with δ_L = c (y − t) for a canonical pair."""
         raise NotImplementedError
 
-    def value(self, z: Array, y: Array, t: Array) -> float:
+    def _c(self, z: Array, c: float | None) -> float:
+        return self.normalisation(*z.shape) if c is None else c
+
+    def value(self, z: Array, y: Array, t: Array, c: float | None = None) -> float:
         """Loss L for output pre-activations z, outputs y and targets t, all (N, K)."""
         raise NotImplementedError
 
-    def delta(self, z: Array, y: Array, t: Array) -> Array:
-        """Output error δ_L = ∂L/∂z (N, K)."""
+    def delta(self, z: Array, y: Array, t: Array, c: float | None = None) -> Array:
+        """Output error δ_L = ∂L/∂z (N, K), a new array."""
         raise NotImplementedError
 
-    def value_and_delta(self, z: Array, y: Array, t: Array) -> tuple[float, Array]:
+    def value_and_delta(self, z: Array, y: Array, t: Array,
+                        c: float | None = None) -> tuple[float, Array]:
         """Loss and δ_L together (one pass over the residual where the head allows)."""
-        return self.value(z, y, t), self.delta(z, y, t)
+        return self.value(z, y, t, c), self.delta(z, y, t, c)
 
-    def hess_z(self, z: Array, y: Array, t: Array, v: Array) -> Array:
-        """Exact (∂²L/∂z∂z) v, per sample, for v (N, K) or (N, K, k) -> same shape."""
+    def hess_z(self, z: Array, y: Array, t: Array, v: Array, c: float | None = None) -> Array:
+        """Exact (∂²L/∂z∂z) v per sample, for v (N, K) or (N, m, K) -> same shape."""
         raise NotImplementedError
 
-    def gn_z(self, z: Array, y: Array, t: Array, v: Array) -> Array:
-        """Gauss–Newton output matrix M times v, per sample (same shapes as ``hess_z``)."""
+    def gn_z(self, z: Array, y: Array, t: Array, v: Array, c: float | None = None) -> Array:
+        """Gauss–Newton output matrix M times v per sample (same shapes as ``hess_z``)."""
         raise NotImplementedError
 
-    def gn_diagonal(self, z: Array, y: Array) -> Array | None:
+    def gn_diagonal(self, z: Array, y: Array, c: float | None = None) -> Array | None:
         """M as a diagonal (N, K) when it is diagonal, else None (softmax)."""
         raise NotImplementedError
 
+    def gn_factor(self, z: Array, y: Array, c: float | None = None) -> Array:
+        """Rows of S_n with M_n = S_nᵀ S_n (N, K, K); S = diag √m for a diagonal M."""
+        d = self.gn_diagonal(z, y, c)
+        n, k = z.shape
+        S = np.zeros((n, k, k), dtype=z.dtype)
+        idx = np.arange(k)
+        S[:, idx, idx] = np.sqrt(d)
+        return S
 
-def _expand(d: Array, v: Array) -> Array:
-    """Broadcast a per-sample diagonal d (N, K) against v (N, K) or (N, K, k)."""
-    return d if v.ndim == 2 else d[:, :, None]
+    def scaled_residuals(self, z: Array, y: Array, delta: Array,
+                         c: float | None = None) -> Array:
+        """rs (N, K) with Sᵀ rs = δ_L: rs = δ_L / √d for a diagonal M (0 where d = 0)."""
+        d = self.gn_diagonal(z, y, c)
+        rs = np.zeros_like(d)
+        np.divide(delta, np.sqrt(d), out=rs, where=d > 0)
+        return rs
+
+    def output_hessian(self, z: Array, y: Array, t: Array, c: float | None = None) -> Array:
+        """Exact ∂²L/∂z_L² per sample (N, K, K)."""
+        n, k = z.shape
+        eye = np.broadcast_to(np.eye(k, dtype=z.dtype), (n, k, k))
+        return np.ascontiguousarray(self.hess_z(z, y, t, eye, c))
+
+    def output_jacobian(self, z: Array, y: Array) -> Array:
+        """∂y_k/∂z_m per sample (N, K, K), row k for output k."""
+        return self.function.jacobian(z, y)
 
 
 class SquaredErrorHead(Head):
@@ -87,26 +133,25 @@ class SquaredErrorHead(Head):
 
     def __init__(self, loss: str, activation: ElementWise):
         self.loss = loss
-        self.activation = activation.name
-        self._act = activation
+        self.function = activation
         self._canonical = activation.name == "identity"
 
     def output(self, z: Array) -> Array:
-        return self._act.f(z)
+        return self.function.f(z)
 
     def normalisation(self, n_samples: int, n_outputs: int) -> float:
         return 1.0 if self.loss == "sse" else 2.0 / (n_samples * n_outputs)
 
-    def value(self, z: Array, y: Array, t: Array) -> float:
+    def value(self, z: Array, y: Array, t: Array, c: float | None = None) -> float:
         r = y - t
-        c = self.normalisation(*z.shape)
-        return float(0.5 * c * np.vdot(r, r))
+        return float(0.5 * self._c(z, c) * np.vdot(r, r))
 
-    def delta(self, z: Array, y: Array, t: Array) -> Array:
-        return self._delta_from(z, y, y - t, self.normalisation(*z.shape))
+    def delta(self, z: Array, y: Array, t: Array, c: float | None = None) -> Array:
+        return self._delta_from(z, y, y - t, self._c(z, c))
 
-    def value_and_delta(self, z: Array, y: Array, t: Array) -> tuple[float, Array]:
-        c = self.normalisation(*z.shape)
+    def value_and_delta(self, z: Array, y: Array, t: Array,
+                        c: float | None = None) -> tuple[float, Array]:
+        c = self._c(z, c)
         r = y - t
         value = float(0.5 * c * np.vdot(r, r))
         return value, self._delta_from(z, y, r, c)
@@ -115,25 +160,25 @@ class SquaredErrorHead(Head):
         """δ_L = c r h'(z) from the residual r = y − t, overwriting r."""
         r *= c
         if not self._canonical:
-            r *= self._act.df(z, y)
+            r *= self.function.df(z, y)
         return r
 
-    def hess_z(self, z: Array, y: Array, t: Array, v: Array) -> Array:
-        c = self.normalisation(*z.shape)
+    def hess_z(self, z: Array, y: Array, t: Array, v: Array, c: float | None = None) -> Array:
+        c = self._c(z, c)
         if self._canonical:
             return c * v
-        d1 = self._act.df(z, y)
-        m = c * (d1 * d1 + (y - t) * self._act.d2f(z, y))
-        return _expand(m, v) * v
+        d1 = self.function.df(z, y)
+        m = c * (d1 * d1 + (y - t) * self.function.d2f(z, y))
+        return _per_sample(m, v) * v
 
-    def gn_z(self, z: Array, y: Array, t: Array, v: Array) -> Array:
-        return _expand(self.gn_diagonal(z, y), v) * v
+    def gn_z(self, z: Array, y: Array, t: Array, v: Array, c: float | None = None) -> Array:
+        return _per_sample(self.gn_diagonal(z, y, c), v) * v
 
-    def gn_diagonal(self, z: Array, y: Array) -> Array:
-        c = self.normalisation(*z.shape)
+    def gn_diagonal(self, z: Array, y: Array, c: float | None = None) -> Array:
+        c = self._c(z, c)
         if self._canonical:
             return np.full_like(z, c)
-        d1 = self._act.df(z, y)
+        d1 = self.function.df(z, y)
         return c * d1 * d1
 
 
@@ -143,9 +188,12 @@ class _MeanLogitHead(Head):
     def normalisation(self, n_samples: int, n_outputs: int) -> float:
         return 1.0 / n_samples
 
-    def delta(self, z: Array, y: Array, t: Array) -> Array:
+    def output(self, z: Array) -> Array:
+        return self.function.f(z)
+
+    def delta(self, z: Array, y: Array, t: Array, c: float | None = None) -> Array:
         d = y - t
-        d *= 1.0 / z.shape[0]
+        d *= self._c(z, c)
         return d
 
 
@@ -156,23 +204,19 @@ class BinaryCrossEntropyHead(_MeanLogitHead):
     """
 
     loss = "bce"
-    activation = "sigmoid"
 
     def __init__(self, activation: ElementWise):
-        self._act = activation
+        self.function = activation
 
-    def output(self, z: Array) -> Array:
-        return self._act.f(z)
-
-    def value(self, z: Array, y: Array, t: Array) -> float:
+    def value(self, z: Array, y: Array, t: Array, c: float | None = None) -> float:
         softplus = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
-        return float((softplus.sum() - np.vdot(t, z)) / z.shape[0])
+        return float((softplus.sum() - np.vdot(t, z)) * self._c(z, c))
 
-    def gn_diagonal(self, z: Array, y: Array) -> Array:
-        return y * (1 - y) / z.shape[0]
+    def gn_diagonal(self, z: Array, y: Array, c: float | None = None) -> Array:
+        return y * (1 - y) * self._c(z, c)
 
-    def hess_z(self, z: Array, y: Array, t: Array, v: Array) -> Array:
-        return _expand(self.gn_diagonal(z, y), v) * v
+    def hess_z(self, z: Array, y: Array, t: Array, v: Array, c: float | None = None) -> Array:
+        return _per_sample(self.gn_diagonal(z, y, c), v) * v
 
     gn_z = hess_z
 
@@ -180,39 +224,50 @@ class BinaryCrossEntropyHead(_MeanLogitHead):
 class CrossEntropyHead(_MeanLogitHead):
     """Softmax outputs with cross-entropy, from the logits (log-sum-exp).
 
-    L = −(1/N) Σ_n Σ_k t log softmax(z), δ_L = (y − t)/N,
-    ∂²L/∂z_n² = (diag(y_n) − y_n y_nᵀ)/N for target rows that sum to one.
+    L = −(1/N) Σ_n Σ_k t log softmax(z), δ_L = (y − t)/N, and for target rows that sum to one
+    ∂²L/∂z_n² = (diag(y_n) − y_n y_nᵀ)/N: c times the softmax Jacobian, so the output Hessian
+    and the Gauss–Newton matrix are the softmax's own product (``SOFTMAX.jvp``).
     """
 
     loss = "ce"
-    activation = "softmax"
+    function = SOFTMAX
 
-    def output(self, z: Array) -> Array:
-        return softmax(z)
+    def value(self, z: Array, y: Array, t: Array, c: float | None = None) -> float:
+        return float(-np.vdot(t, log_softmax(z)) * self._c(z, c))
 
-    def value(self, z: Array, y: Array, t: Array) -> float:
-        return float(-np.vdot(t, log_softmax(z)) / z.shape[0])
-
-    def hess_z(self, z: Array, y: Array, t: Array, v: Array) -> Array:
-        yy = _expand(y, v)
-        return (yy * v - yy * (yy * v).sum(axis=1, keepdims=True)) / z.shape[0]
+    def hess_z(self, z: Array, y: Array, t: Array, v: Array, c: float | None = None) -> Array:
+        return self._c(z, c) * SOFTMAX.jvp(z, y, v)
 
     gn_z = hess_z
 
-    def gn_diagonal(self, z: Array, y: Array) -> None:
+    def gn_diagonal(self, z: Array, y: Array, c: float | None = None) -> None:
         return None
 
+    def gn_factor(self, z: Array, y: Array, c: float | None = None) -> Array:
+        """S = √c (diag √y − √y yᵀ): row r is √(c y_r) (e_r − y), and SᵀS = c (diag y − y yᵀ)."""
+        k = z.shape[1]
+        root = np.sqrt(self._c(z, c) * y)
+        S = -root[:, :, None] * y[:, None, :]
+        S[:, np.arange(k), np.arange(k)] += root
+        return S
 
-def make_head(loss: str, output: str, activation: ElementWise | None) -> Head:
-    """Build the head for a loss name and an output activation name.
+    def scaled_residuals(self, z: Array, y: Array, delta: Array,
+                         c: float | None = None) -> Array:
+        """rs = δ/√(c y): Sᵀ rs = δ_L because Σ_k δ_nk = 0 (0 where y underflows)."""
+        d = y * self._c(z, c)
+        rs = np.zeros_like(d)
+        np.divide(delta, np.sqrt(d), out=rs, where=d > 0)
+        return rs
+
+
+def make_head(loss: str, output: str | OutputFunction) -> Head:
+    """Build the head for a loss name and an output activation.
 
     Parameters
     ----------
     loss : {"sse", "mse", "bce", "ce"}
-    output : str
-        Output activation name; "softmax" or an element-wise activation.
-    activation : ElementWise or None
-        The element-wise output activation (None for softmax).
+    output : str or OutputFunction
+        Output activation: "softmax" or an element-wise activation (name or object).
 
     Raises
     ------
@@ -223,14 +278,16 @@ def make_head(loss: str, output: str, activation: ElementWise | None) -> Head:
     if loss not in LOSSES:
         known = ", ".join(repr(k) for k in LOSSES)
         raise ValueError(f"`loss` must be one of {known}; got {loss!r}.")
+    function = output if isinstance(output, OutputFunction) else get_output_activation(output)
+    name = function.name
     if loss == "bce":
-        if output != "sigmoid":
-            raise ValueError(f'`loss="bce"` needs `output="sigmoid"`; got output={output!r}.')
-        return BinaryCrossEntropyHead(activation)
+        if name != "sigmoid":
+            raise ValueError(f'`loss="bce"` needs `output="sigmoid"`; got output={name!r}.')
+        return BinaryCrossEntropyHead(function)
     if loss == "ce":
-        if output != "softmax":
-            raise ValueError(f'`loss="ce"` needs `output="softmax"`; got output={output!r}.')
+        if name != "softmax":
+            raise ValueError(f'`loss="ce"` needs `output="softmax"`; got output={name!r}.')
         return CrossEntropyHead()
-    if output == "softmax":
+    if name == "softmax":
         raise ValueError(f'`output="softmax"` needs `loss="ce"`; got loss={loss!r}.')
-    return SquaredErrorHead(loss, activation)
+    return SquaredErrorHead(loss, function)

@@ -457,7 +457,7 @@ def _check_architecture(p: str, arch: dict[str, Any]) -> None:
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ModelFileError(p, f"architecture dtype must be one of {DTYPES}; got {dtype!r}.")
     try:
-        make_head(loss, output, None if output == "softmax" else ACTIVATIONS[output])
+        make_head(loss, output)
     except ValueError as exc:
         raise ModelFileError(p, f"architecture is inconsistent: {exc}") from exc
 

@@ -285,15 +285,11 @@ class TrainingProblem:
     # -- the two passes, on validated arrays
     def _value(self, X: Array, T: Array) -> float:
         self.n_loss_calls += 1
-        z, y = self.net._forward_head(X)
-        return float(self.net.head.value(z, y, T))
+        return self.net.record_loss(self.net.propagate(X), T)
 
     def _value_and_grad(self, X: Array, T: Array) -> tuple[float, Array]:
         self.n_gradient_calls += 1
-        net = self.net
-        z, y = net._forward_head(X)
-        net.backward_from_logits(net.head.delta(z, y, T))
-        return float(net.head.value(z, y, T)), net.grad.copy()
+        return self.net.record_gradient(self.net.propagate(X), T)
 
     def _cached(self, params: Array) -> tuple[float, Array] | None:
         if self._cache is not None and np.array_equal(self._cache[0], params):

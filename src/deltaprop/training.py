@@ -297,8 +297,7 @@ class _Trainer:
         if self.validation is None:
             return math.nan
         X_val, T_val = self.validation
-        z, y = self.net._forward_head(X_val)
-        return float(self.net.head.value(z, y, T_val))
+        return self.net.record_loss(self.net.propagate(X_val), T_val)
 
     def _update_best(self, epoch: int, objective: float, val_loss: float) -> None:
         """A new best: the lowest validation loss, or without validation the lowest objective."""

@@ -46,7 +46,13 @@ Pearlmutter 1994; Becker & Le Cun 1989; Hutchinson 1990; Schraudolph 2002.
 """
 
 from ._checks import CurvatureCheck, check_hessian, check_jacobian, hessian_fd
-from ._gauss_newton import GaussNewtonDual, gauss_newton, gauss_newton_dual, inverse_hessian_outer
+from ._gauss_newton import (
+    GaussNewtonDual,
+    gauss_newton,
+    gauss_newton_dual,
+    gauss_newton_upper,
+    inverse_hessian_outer,
+)
 from ._hessian import hessian, hessian_diagonal
 from ._jacobians import jacobian_inputs, jacobian_params, residual_jacobian, vjp_inputs
 from ._rop import gauss_newton_operator, hessian_operator, hvp
@@ -60,6 +66,7 @@ __all__ = [
     "gauss_newton",
     "gauss_newton_dual",
     "gauss_newton_operator",
+    "gauss_newton_upper",
     "hessian",
     "hessian_diagonal",
     "hessian_eigenvalues",

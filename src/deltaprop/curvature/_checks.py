@@ -58,13 +58,11 @@ def _step(eps: float | None, values: Array) -> float:
 def _hessian_fd64(net: Network, X: object, T: object, eps: float | None) -> tuple[Array, float]:
     ref = net.copy(dtype=np.float64)
     step = _step(eps, ref.params)
-    X64, T64 = ref._check_data(X, T)
+    X64, T64 = ref.check_data(X, T)
 
     def grad_at(w: Array) -> Array:
         ref.params[:] = w
-        z, y = ref._forward_head(X64)
-        ref.backward_from_logits(ref.head.delta(z, y, T64))
-        return ref.grad.copy()
+        return ref.record_gradient(ref.propagate(X64), T64)[1]
 
     H = central_differences(grad_at, ref.params.copy(), step)
     H += H.T
@@ -127,7 +125,7 @@ def check_hessian(net: Network, X: object, T: object, eps: float | None = None) 
 def _jacobian_fd_params(ref: Network, X64: Array, step: float) -> Array:
     def outputs_at(w: Array) -> Array:
         ref.params[:] = w
-        return ref._forward_head(X64)[1]
+        return ref.propagate(X64).output
 
     w0 = ref.params.copy()
     J = central_differences(outputs_at, w0, step)  # (P, N, n_out)

@@ -12,35 +12,28 @@ from ..linalg import solve_damped
 from ..network import Network
 from ._common import (
     Array,
-    Pass,
-    backward_rows,
+    LossPass,
+    batch_normalisation,
     check_chunk_size,
     check_data,
     check_positive_float,
-    chunk_scale,
     chunks,
     default_chunk,
-    forward_pass,
-    gn_factor,
-    layer_offsets,
-    sum_rows,
-    write_rows,
+    loss_pass,
 )
 
 
-def scaled_jacobian(p: Pass) -> Array:
+def scaled_jacobian(p: LossPass) -> Array:
     """Rows S_n J_n of every sample of a pass, (N·K, P) n-major: J_n = ∂z_L/∂w, M_n = S_nᵀS_n."""
     n, k = p.z.shape
-    out = np.empty((n, k, layer_offsets(p.W)[-1]), dtype=p.z.dtype)
-    write_rows(p, backward_rows(p, gn_factor(p)), out)
+    out = np.empty((n, k, p.net.n_params), dtype=p.z.dtype)
+    p.net.param_rows(p.record, p.backward_rows(p.gn_factor()), out)
     return out.reshape(n * k, -1)
 
 
-def pass_gradient(p: Pass) -> Array:
+def pass_gradient(p: LossPass) -> Array:
     """∂L/∂w (P,) from the errors δ_l of a pass with targets."""
-    g = np.empty((1, layer_offsets(p.W)[-1]), dtype=p.z.dtype)
-    sum_rows(p, [d[:, None, :] for d in p.delta], g)
-    return g[0]
+    return p.net.param_grad(p.record, p.deltas)
 
 
 @functools.lru_cache(maxsize=8)
@@ -80,9 +73,9 @@ def gauss_newton_upper(
     syrk = get_blas_funcs("syrk", dtype=net.dtype)
     G = np.zeros((n_params, n_params), dtype=net.dtype, order="F")
     g = np.zeros(n_params, dtype=net.dtype)
+    c = batch_normalisation(net, n)
     for rows in chunks(n, size):
-        scale = chunk_scale(net.head, n, rows.stop - rows.start, k)
-        p = forward_pass(net, X[rows], T[rows], scale, second_order=False)
+        p = loss_pass(net, X[rows], T[rows], c, second_order=False)
         G = syrk(1.0, scaled_jacobian(p).T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
         g += pass_gradient(p)
     return G, g
@@ -196,14 +189,10 @@ def gauss_newton_dual(net: Network, X: object, T: object) -> GaussNewtonDual:
     Bishop & Bishop 2024 §8.1.6; PRML §5.4.2–5.4.3; Schraudolph 2002; Marquardt 1963.
     """
     X, T = check_data(net, X, T)
-    p = forward_pass(net, X, T, second_order=False)
+    p = loss_pass(net, X, T, second_order=False)
     Js = scaled_jacobian(p)
-    d = p.head.gn_diagonal(p.z, p.y)
-    if d is None:  # softmax: S_nᵀ (δ/√(c y)) = δ because Σ_k δ_nk = 0
-        d = p.y * p.head.normalisation(*p.z.shape)
-    rs = np.zeros_like(d)
-    np.divide(p.delta[-1], np.sqrt(d), out=rs, where=d > 0)
-    loss = p.head.value(p.z, p.y, p.t)
+    rs = net.head.scaled_residuals(p.z, p.y, p.deltas[-1], p.c)
+    loss = net.record_loss(p.record, T, p.c)
     return GaussNewtonDual(Js, rs.ravel(), Js @ Js.T, pass_gradient(p), loss)
 
 
@@ -246,8 +235,9 @@ def inverse_hessian_outer(
     (n, k), n_params = T.shape, net.n_params
     size = max(1, default_chunk(k, n_params, net.dtype.itemsize) // per_update) * per_update
     H_inv = np.eye(n_params, dtype=net.dtype) / net.dtype.type(alpha)
+    c = batch_normalisation(net, n)
     for rows in chunks(n, size):
-        p = forward_pass(net, X[rows], None, chunk_scale(net.head, n, rows.stop - rows.start, k))
+        p = loss_pass(net, X[rows], None, c)
         block = scaled_jacobian(p).reshape(rows.stop - rows.start, k, n_params)
         for sub in chunks(block.shape[0], per_update):
             _woodbury_add(H_inv, block[sub].reshape(-1, n_params))

@@ -1,48 +1,48 @@
 """The exact Hessian, assembled layer pair by layer pair, and its diagonal.
 
-Per sample, C_l = ∂²L/∂z_l² obeys the backward recursion (PRML §5.4.5 generalised to L layers)::
+The network is a feed-forward graph: Dense layer l reads u_l, the concatenation of some earlier
+states (x and hidden activations a_r; a chain reads a_{l-1} only).  With D_s the local output
+curvature of layer s — ∂²L/∂z_L² (the head's output Hessian) for the output layer and
+diag(h_s''(z_s) ⊙ ∂L/∂a_s) for a hidden one — and T_{s,m} = ∂z_s/∂z_m the total derivative
+along every path (T_{m,m} = I), the per-sample curvature coupling layers l and m is::
 
-    C_L = ∂²L/∂z_L²  (the head's output Hessian),
-    C_{l-1} = diag(h'_{l-1}) W_lᵀ C_l W_l diag(h'_{l-1}) + diag(h''_{l-1} ⊙ W_lᵀ δ_l).
+    K_{l,m} = Σ_s T_{s,l}ᵀ D_s T_{s,m},   computed backward from the output as
+    K_{s,m} = D_s T_{s,m} + diag(h_s') Σ_{c reads a_s} W_{c,s}ᵀ K_{c,m},
+    T_{s,m} = Σ_{r hidden, read by s} W_{s,r} diag(h_r') T_{r,m}          (forward from m)
 
-Since ∂L/∂W_l[i, j] = δ_l[i] a_{l-1}[j] and parameters of layer m enter only through z_m, the
-block of the Hessian between layer l and an earlier or equal layer m ≤ l is, summed over the
-samples n (a column of ones appended to each a for the biases)::
+(PRML §5.4.5 generalised to L layers and to any feed-forward graph, Bishop & Bishop 2024
+§8.1.2).  Since ∂z_l/∂W_l[i, j] = e_i u_l[j], the block of the Hessian between an earlier or
+equal layer m ≤ l and layer l is, summed over the samples n (a column of ones appended to each
+u for the biases: the layer's ``features``)::
 
-    H[(l, i, j), (m, i', j')] = Σ_n (C_l T_{l,m})[i, i'] a_{l-1}[j] a_{m-1}[j']
-                              + Σ_n δ_l[i] a_{m-1}[j'] (h'_{l-1} ⊙ T_{l-1,m})[j, i']
+    H[(l, i, j), (m, i', j')] = Σ_n K_{l,m}[i, i'] u_l[j] u_m[j']
+                              + Σ_n δ_l[i] u_m[j'] (∂u_l[j]/∂z_m[i'])
 
-with T_{l,m} = ∂z_l/∂z_m = W_l diag(h'_{l-1}) ⋯ W_{m+1} diag(h'_m) (T_{l,l} = I; the second,
-"bilinear", term vanishes for m = l).  Each sum is ONE matrix product over the samples, of
-per-sample matrices already at hand (C_l T_{l,m}) with small per-sample outer products
-(a ⊗ a, δ ⊗ a), taken for a panel of units i at a time.  The whole Hessian costs about 2 N P²
-flops (the Gauss–Newton part alone N·K·P²) where P R-operator passes would cost ~16 N P².
+The second, "bilinear", term comes from z_l = W_l u_l being a product of two things that depend
+on the parameters; ∂u_l[j]/∂z_m = h_r'[k] T_{r,m}[k, :] where column j holds unit k of a_r, and
+is diagonal (sparse) for r = m.  Each sum is ONE matrix product over the samples, of per-sample
+matrices already at hand with small per-sample outer products, taken for a panel of units i at
+a time.  The whole Hessian costs about 2 N P² flops where P R-operator passes would cost ~16 N P².
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import rows_matmul
 from ..network import Network
 from ._common import (
     PANEL_BYTES,
     Array,
-    Pass,
-    augment,
-    backward_rows,
+    LossPass,
+    batch_normalisation,
     check_choice,
     check_chunk_size,
     check_data,
     check_positive_int,
-    chunk_scale,
     chunks,
-    forward_pass,
-    gn_factor,
-    layer_offsets,
-    layer_views,
-    output_hessian,
+    loss_pass,
     panel_chunk,
-    rows_matmul,
 )
 from ._rop import hvp_rows
 
@@ -52,70 +52,129 @@ PROBE_BLOCK = 64
 DIAGONAL_METHODS = ("exact", "gauss-newton", "becker-lecun", "hutchinson")
 
 
-def curvature_matrices(p: Pass) -> list[Array]:
-    """C_l = ∂²L/∂z_l² per sample (N, n_l, n_l) for every layer, by the backward recursion."""
-    C = output_hessian(p)
-    out = [C]
-    for ell in range(p.n_layers - 1, 0, -1):
-        CW = rows_matmul(C, p.W[ell])  # C symmetric: (C W)ᵀ W = Wᵀ C W
-        C = rows_matmul(CW.swapaxes(1, 2), p.W[ell])
-        C *= p.dh[ell - 1][:, :, None]
-        C *= p.dh[ell - 1][:, None, :]
-        if p.hg[ell - 1] is not None:
-            idx = np.arange(C.shape[1])
-            C[:, idx, idx] += p.hg[ell - 1]
-        out.append(C)
-    return out[::-1]
+# ---------------------------------------------------------------------- the graph
+def _hidden_sources(net: Network, s: int) -> list[tuple[int, slice]]:
+    """(hidden layer r, the columns of u_s holding a_r) for every hidden layer that s reads."""
+    cols = []
+    start = 0
+    for state in net.sources[s]:
+        width = net.widths[state]
+        if state > 0:
+            cols.append((state - 1, slice(start, start + width)))
+        start += width
+    return cols
 
 
-def _add_pair(H: Array, p: Pass, ell: int, m: int, CT: Array, hT: Array | None,
-              offsets: list[int]) -> None:
+def _consumers(net: Network, r: int) -> list[tuple[int, slice]]:
+    """(layer c, columns of u_c holding a_r) for every layer that reads hidden layer r."""
+    return [(c, cols) for c in range(r + 1, net.n_layers)
+            for q, cols in _hidden_sources(net, c) if q == r]
+
+
+def _weights(net: Network, s: int, cols: slice) -> Array:
+    """W_{s,r}: the columns of W_s that multiply one source (n_s, n_r)."""
+    return net.dense_layers[s].W[:, cols]
+
+
+def _column_pass(p: LossPass, m: int) -> tuple[list[Array | None], list[Array | None]]:
+    """Per-sample T_{s,m}ᵀ and K_{s,m}ᵀ (N, n_m, n_s) for s ≥ m (None below m).
+
+    Transposed so that every product with a weight matrix is one matrix product over all
+    samples; T_{m,m} = I is left implicit (None).
+    """
+    net, n_layers = p.net, p.n_layers
+    TT: list[Array | None] = [None] * n_layers
+    for s in range(m + 1, n_layers):
+        for r, cols in _hidden_sources(net, s):
+            if r < m:
+                continue
+            W = _weights(net, s, cols)
+            if r == m:
+                term = p.slope(m)[:, :, None] * W.T
+            else:
+                term = rows_matmul(TT[r] * p.slope(r)[:, None, :], np.ascontiguousarray(W.T))
+            TT[s] = term if TT[s] is None else TT[s] + term
+    KT: list[Array | None] = [None] * n_layers
+    for s in range(n_layers - 1, m - 1, -1):
+        KT[s] = _local_curvature(p, s, TT[s], m)
+        for c, cols in _consumers(net, s):
+            if KT[c] is not None:
+                KT[s] += rows_matmul(KT[c], _weights(net, c, cols)) * p.slope(s)[:, None, :]
+    return TT, KT
+
+
+def _local_curvature(p: LossPass, s: int, TT_s: Array | None, m: int) -> Array:
+    """(D_s T_{s,m})ᵀ (N, n_m, n_s): the curvature of layer s's own output, carried to m."""
+    n, n_s, n_m = p.z.shape[0], p.net.sizes[s + 1], p.net.sizes[m + 1]
+    if s == p.n_layers - 1:
+        C = p.output_hessian()
+        return np.ascontiguousarray(C) if TT_s is None else np.matmul(TT_s, C)
+    hg = p.curvature[s]
+    if TT_s is None:  # s = m: diag(hg) or zero
+        out = np.zeros((n, n_m, n_s), dtype=p.z.dtype)
+        if hg is not None:
+            idx = np.arange(n_s)
+            out[:, idx, idx] = hg
+        return out
+    return TT_s * hg[:, None, :] if hg is not None else np.zeros_like(TT_s)
+
+
+def _add_pair(H: Array, p: LossPass, ell: int, m: int, CT: Array,
+              bilinear: tuple[int, Array] | None) -> None:
     """Add the Hessian block between layer l and an earlier layer m of one chunk into H.
 
-    First term: Σ_n CT[n, i, i'] (a_{l-1}[n, j] a_{m-1}[n, j']), one product CTᵀ (a ⊗ a) over
-    the samples; bilinear term: Σ_n (δ_l[n, i] a_{m-1}[n, j']) hT[n, j, i'], one product too,
-    or, for m = l − 1 (``hT`` None, h'_{l-1} ⊙ T_{l-1,l-1} diagonal), :func:`_add_adjacent`.
+    First term: Σ_n CT[n, i, i'] (f_l[n, j] f_m[n, j']) with f the layers' features [u, 1], one
+    product CTᵀ (f_l ⊗ f_m) over the samples; dense bilinear term: Σ_n (δ_l[n, i] f_m[n, j'])
+    B[n, j, i'] for B = ∂u_l/∂z_m over a range of columns j (``bilinear`` = (first column, B)),
+    one product too.  The sparse bilinear term of a source r = m is :func:`_add_adjacent`'s.
     """
-    a_l, a_m = augment(p.A[ell]), augment(p.A[m])
+    net = p.net
+    layer_l, layer_m = net.dense_layers[ell], net.dense_layers[m]
+    f_l = layer_l.features(p.record.inputs[ell])
+    f_m = layer_m.features(p.record.inputs[m])
     n, n_out, n_m = CT.shape
-    k_l, k_m = a_l.shape[1], a_m.shape[1]
-    outer = (a_l[:, :, None] * a_m[:, None, :]).reshape(n, k_l * k_m)
-    rows, cols = (offsets[ell], p.W[ell].shape), (offsets[m], p.W[m].shape)
+    k_l, k_m = f_l.shape[1], f_m.shape[1]
+    outer = (f_l[:, :, None] * f_m[:, None, :]).reshape(n, k_l * k_m)
+    rows, cols = (net.offsets[ell], layer_l.W.shape), (net.offsets[m], layer_m.W.shape)
     panel = max(1, PANEL_BYTES // (H.itemsize * n_m * k_l * k_m))
     for units in chunks(n_out, panel):
         size = units.stop - units.start
         R = CT[:, units, :].reshape(n, -1).T @ outer
         _scatter_add(H, R.reshape(size, n_m, k_l, k_m).transpose(0, 2, 1, 3), (*rows, units), cols)
-        if hT is None:
+        if bilinear is None:
             continue
-        left = (p.delta[ell][:, units, None] * a_m[:, None, :]).reshape(n, -1)
-        R = (left.T @ hT.reshape(n, -1)).reshape(size, k_m, k_l - 1, n_m).transpose(0, 2, 3, 1)
-        _scatter_add(H, R, (*rows, units), cols)
+        first, B = bilinear
+        left = (p.deltas[ell][:, units, None] * f_m[:, None, :]).reshape(n, -1)
+        R = (left.T @ B.reshape(n, -1)).reshape(size, k_m, B.shape[1], n_m).transpose(0, 2, 3, 1)
+        _scatter_add(H, R, (*rows, units), cols, first)
 
 
-def _add_adjacent(H: Array, p: Pass, ell: int, offsets: list[int]) -> None:
-    """Bilinear term between layers l and m = l − 1: non-zero only where j (an input of layer l)
-    is the unit i' of layer m, Σ_n δ_l[n, i] h'_{m}[n, j] [a_{m-1}[n, j'], 1] (P_l·(n_{m-1} + 1)
-    entries)."""
-    m = ell - 1
-    (n_out, n_in), (_, in_m) = p.W[ell].shape, p.W[m].shape
-    n = p.A[0].shape[0]
-    left = (p.delta[ell][:, :, None] * p.dh[m][:, None, :]).reshape(n, n_out * n_in)
-    E = (left.T @ augment(p.A[m])).reshape(n_out, n_in, in_m + 1)
-    rows = offsets[ell] + np.arange(n_out * n_in).reshape(n_out, n_in, 1)
-    cols = offsets[m] + np.arange(n_in * in_m).reshape(1, n_in, in_m)
+def _add_adjacent(H: Array, p: LossPass, ell: int, m: int, first: int) -> None:
+    """Bilinear term of layer l reading hidden layer m directly (columns ``first`` onward of
+    u_l): ∂u_l[first + k]/∂z_m = h_m'[k] e_k, so only W_l[i, first + k] × θ_m[k, ·] is non-zero,
+    Σ_n δ_l[n, i] h'_m[n, k] f_m[n, j'] (P_l·(n_{m-1} + 1) entries)."""
+    net = p.net
+    (n_out, n_in), (n_m, in_m) = net.dense_layers[ell].W.shape, net.dense_layers[m].W.shape
+    off_l, off_m = net.offsets[ell], net.offsets[m]
+    n = p.z.shape[0]
+    left = (p.deltas[ell][:, :, None] * p.slope(m)[:, None, :]).reshape(n, n_out * n_m)
+    f_m = net.dense_layers[m].features(p.record.inputs[m])
+    E = (left.T @ f_m).reshape(n_out, n_m, in_m + 1)
+    rows = off_l + (np.arange(n_out)[:, None] * n_in + first + np.arange(n_m))[:, :, None]
+    cols = off_m + np.arange(n_m * in_m).reshape(1, n_m, in_m)
     H[rows, cols] += E[:, :, :-1]
-    H[rows[:, :, 0], offsets[m] + n_in * in_m + np.arange(n_in)] += E[:, :, -1]
+    H[rows[:, :, 0], off_m + n_m * in_m + np.arange(n_m)] += E[:, :, -1]
 
 
-def _add_diagonal(H: Array, p: Pass, ell: int, C: Array, off: int) -> None:
+def _add_diagonal(H: Array, p: LossPass, ell: int, C: Array) -> None:
     """Add (at least) the lower triangle of layer l's own block of one chunk into H.
 
     W rows of a panel of units i against the W columns of the units up to the panel's end:
-    Σ_n C_l[n, i, i'] a[n, j] a[n, j'] (T_{l,l} = I, no bilinear term); then the bias rows
-    against every column of the layer, Σ_n C_l[n, i, i'] [a[n, j'], 1].
+    Σ_n C_l[n, i, i'] u[n, j] u[n, j'] (T_{l,l} = I, no bilinear term); then the bias rows
+    against every column of the layer, Σ_n C_l[n, i, i'] [u[n, j'], 1].
     """
-    A = p.A[ell]
+    layer, off = p.net.dense_layers[ell], p.net.offsets[ell]
+    A = p.record.inputs[ell]
     n, n_out, _ = C.shape
     n_in = A.shape[1]
     outer = (A[:, :, None] * A[:, None, :]).reshape(n, n_in * n_in)
@@ -127,45 +186,62 @@ def _add_diagonal(H: Array, p: Pass, ell: int, C: Array, off: int) -> None:
         np.reshape(block, (size, n_in, stop, n_in), copy=False)[...] += (
             R.reshape(size, stop, n_in, n_in).transpose(0, 2, 1, 3))
     n_w = n_out * n_in
-    S = (C.reshape(n, -1).T @ augment(A)).reshape(n_out, n_out, n_in + 1)
+    S = (C.reshape(n, -1).T @ layer.features(A)).reshape(n_out, n_out, n_in + 1)
     bias = slice(off + n_w, off + n_w + n_out)
     H[bias, off : off + n_w] += S[:, :, :-1].reshape(n_out, n_w)
     H[bias, bias] += S[:, :, -1]
 
 
-def _scatter_add(H: Array, R: Array, rows: tuple, cols: tuple) -> None:
-    """Add R[i, j, i', j'] (j, j' over the layer inputs, then the bias if present) into H.
+def _scatter_add(H: Array, R: Array, rows: tuple, cols: tuple, first: int = 0) -> None:
+    """Add R[i, j, i', j'] (j over the inputs of layer l from column ``first``, then the bias
+    if present; j' over the inputs of layer m, then its bias) into H.
 
     ``rows`` = (offset, (n_out, n_in), units) of layer l, ``cols`` = (offset, (n_out, n_in)) of
-    layer m; R has n_in_l + 1 rows j when it includes the bias rows, n_in_l when not.
+    layer m; R has more rows j than input columns from ``first`` on when it includes the bias.
     """
     (off_l, (n_l, in_l), units), (off_m, (n_m, in_m)) = rows, cols
     size = units.stop - units.start
+    n_w = min(R.shape[1], in_l - first)
     rw = slice(off_l + units.start * in_l, off_l + units.stop * in_l)
     cw, cb = slice(off_m, off_m + n_m * in_m), slice(off_m + n_m * in_m, off_m + n_m * (in_m + 1))
-    np.reshape(H[rw, cw], (size, in_l, n_m, in_m), copy=False)[...] += R[:, :in_l, :, :-1]
-    np.reshape(H[rw, cb], (size, in_l, n_m), copy=False)[...] += R[:, :in_l, :, -1]
-    if R.shape[1] > in_l:
+    js = slice(first, first + n_w)
+    np.reshape(H[rw, cw], (size, in_l, n_m, in_m), copy=False)[:, js] += R[:, :n_w, :, :-1]
+    np.reshape(H[rw, cb], (size, in_l, n_m), copy=False)[:, js] += R[:, :n_w, :, -1]
+    if R.shape[1] > n_w:
         rb = slice(off_l + n_l * in_l + units.start, off_l + n_l * in_l + units.stop)
-        np.reshape(H[rb, cw], (size, n_m, in_m), copy=False)[...] += R[:, in_l, :, :-1]
-        H[rb, cb] += R[:, in_l, :, -1]
+        np.reshape(H[rb, cw], (size, n_m, in_m), copy=False)[...] += R[:, n_w, :, :-1]
+        H[rb, cb] += R[:, n_w, :, -1]
 
 
-def _add_chunk(H: Array, p: Pass, offsets: list[int]) -> None:
+def _add_chunk(H: Array, p: LossPass) -> None:
     """Add one chunk's Hessian blocks (l, m ≤ l) into the lower block triangle of H."""
-    C = curvature_matrices(p)
-    for ell in range(p.n_layers):
-        _add_diagonal(H, p, ell, C[ell], offsets[ell])
-        CT, hT = C[ell], None
-        for m in range(ell - 1, -1, -1):
-            CT = rows_matmul(CT, p.W[m + 1]) * p.dh[m][:, None, :]
-            if m == ell - 1:  # h'_{l-1} ⊙ T_{l-1,l-1} is diagonal: a sparse bilinear term
-                _add_adjacent(H, p, ell, offsets)
-            else:  # h'_{l-1} ⊙ T_{l-1,m} = h'_{l-1} ⊙ (W_{l-1} diag h'_{l-2} ⋯ W_{m+1}) diag h'_m
-                W = p.W[m + 1]
-                hT = p.dh[ell - 1][:, :, None] * W if hT is None else rows_matmul(hT, W)
-                hT *= p.dh[m][:, None, :]
-            _add_pair(H, p, ell, m, CT, hT, offsets)
+    net = p.net
+    for m in range(p.n_layers):
+        TT, KT = _column_pass(p, m)
+        _add_diagonal(H, p, m, KT[m])  # K_{m,m} is symmetric per sample
+        for ell in range(m + 1, p.n_layers):
+            CT = np.ascontiguousarray(KT[ell].swapaxes(1, 2))  # K_{l,m} (N, n_l, n_m)
+            _add_pair(H, p, ell, m, CT, _bilinear_dense(p, ell, m, TT))
+            for r, cols in _hidden_sources(net, ell):
+                if r == m:
+                    _add_adjacent(H, p, ell, m, cols.start)
+
+
+def _bilinear_dense(p: LossPass, ell: int, m: int, TT: list[Array | None],
+                    ) -> tuple[int, Array] | None:
+    """(first column, ∂u_l[j]/∂z_m (N, n_cols, n_m)) over the columns of u_l that hold hidden
+    layers r > m, which form one contiguous range for the chain and the cascade; None if none."""
+    parts = [(cols, TT[r]) for r, cols in _hidden_sources(p.net, ell) if r > m]
+    if not parts:
+        return None
+    first = parts[0][0].start
+    if any(cols.start != first + sum(c.stop - c.start for c, _ in parts[:i])
+           for i, (cols, _) in enumerate(parts)):
+        raise NotImplementedError("the exact Hessian needs contiguous sources (mlp, cascade)")
+    blocks = [(TT_r * p.slope(r)[:, None, :]).swapaxes(1, 2)
+              for (r, _), (_, TT_r) in zip([(r, c) for r, c in _hidden_sources(p.net, ell)
+                                            if r > m], parts, strict=True)]
+    return first, np.ascontiguousarray(np.concatenate(blocks, axis=1))
 
 
 def _symmetrise(H: Array, offsets: list[int]) -> None:
@@ -223,42 +299,48 @@ def hessian(net: Network, X: object, T: object, chunk_size: int | None = None) -
     """
     X, T = check_data(net, X, T)
     chunk_size = check_chunk_size(chunk_size) or panel_chunk(net)
-    n, k = T.shape
+    n = T.shape[0]
     H = np.zeros((net.n_params, net.n_params), dtype=net.dtype)
-    offsets = layer_offsets([d.W for d in net.dense_layers])
+    c = batch_normalisation(net, n)
     for rows in chunks(n, chunk_size):
-        scale = chunk_scale(net.head, n, rows.stop - rows.start, k)
-        _add_chunk(H, forward_pass(net, X[rows], T[rows], scale), offsets)
-    _symmetrise(H, offsets)
+        _add_chunk(H, loss_pass(net, X[rows], T[rows], c))
+    _symmetrise(H, net.offsets)
     return H
 
 
 # ---------------------------------------------------------------------- diagonal
-def _diagonal_from(p: Pass, curv: list[Array], out: Array) -> None:
-    """Add Σ_n c_l[n, i] a_{l-1}[n, j]² (the diagonal for per-unit curvatures c_l) into out."""
-    for (w_view, b_view), c, A in zip(layer_views(out, p.W), curv, p.A, strict=True):
-        w_view += c.T @ (A * A)
+def _diagonal_from(p: LossPass, curv: list[Array], out: Array) -> None:
+    """Add Σ_n c_l[n, i] u_l[n, j]² (the diagonal for per-unit curvatures c_l) into out."""
+    net = p.net
+    for l, (layer, c) in enumerate(zip(net.dense_layers, curv, strict=True)):
+        w_view, b_view = layer.split(net.layer_params(out, l))
+        U = p.record.inputs[l]
+        w_view += c.T @ (U * U)
         b_view += c.sum(axis=0)
 
 
-def _exact_curvatures(p: Pass) -> list[Array]:
-    return [np.diagonal(C, axis1=1, axis2=2) for C in curvature_matrices(p)]
+def _exact_curvatures(p: LossPass) -> list[Array]:
+    return [np.diagonal(_column_pass(p, m)[1][m], axis1=1, axis2=2) for m in range(p.n_layers)]
 
 
-def _gauss_newton_curvatures(p: Pass) -> list[Array]:
-    return [np.einsum("nrk,nrk->nk", D, D) for D in backward_rows(p, gn_factor(p))]
+def _gauss_newton_curvatures(p: LossPass) -> list[Array]:
+    return [np.einsum("nrk,nrk->nk", D, D) for D in p.backward_rows(p.gn_factor())]
 
 
-def _becker_lecun_curvatures(p: Pass) -> list[Array]:
-    """PRML §5.4.1: c_{l-1} = h'² ⊙ (c_l W_l∘W_l) + h'' ⊙ W_lᵀ δ_l, off-diagonals dropped."""
-    c = np.diagonal(output_hessian(p), axis1=1, axis2=2)
-    out = [c]
-    for ell in range(p.n_layers - 1, 0, -1):
-        c = (c @ (p.W[ell] * p.W[ell])) * (p.dh[ell - 1] * p.dh[ell - 1])
-        if p.hg[ell - 1] is not None:
-            c += p.hg[ell - 1]
-        out.append(c)
-    return out[::-1]
+def _becker_lecun_curvatures(p: LossPass) -> list[Array]:
+    """PRML §5.4.1: c_r = h_r'² ⊙ Σ_c (c_c W_{c,r}∘W_{c,r}) + h_r'' ⊙ ∂L/∂a_r, off-diagonals
+    dropped (c over the layers reading a_r)."""
+    out: list[Array] = [np.empty(0)] * p.n_layers
+    out[-1] = np.diagonal(p.output_hessian(), axis1=1, axis2=2)
+    for r in range(p.n_layers - 2, -1, -1):
+        c = sum(out[k] @ (W * W) for k, W in
+                ((k, _weights(p.net, k, cols)) for k, cols in _consumers(p.net, r)))
+        slope = p.slope(r)
+        c = c * (slope * slope)
+        if p.curvature[r] is not None:
+            c += p.curvature[r]
+        out[r] = c
+    return out
 
 
 CURVATURES = {
@@ -322,11 +404,11 @@ def hessian_diagonal(
     chunk_size = check_chunk_size(chunk_size) or panel_chunk(net)
     if method == "hutchinson":
         n_samples = check_positive_int(n_samples, "n_samples")
-        return _hutchinson_diagonal(forward_pass(net, X, T), net.n_params, n_samples, seed)
-    (n, k), out = T.shape, np.zeros(net.n_params, dtype=net.dtype)
+        return _hutchinson_diagonal(loss_pass(net, X, T), net.n_params, n_samples, seed)
+    n, out = T.shape[0], np.zeros(net.n_params, dtype=net.dtype)
+    c = batch_normalisation(net, n)
     for rows in chunks(n, chunk_size):
-        scale = chunk_scale(net.head, n, rows.stop - rows.start, k)
-        p = forward_pass(net, X[rows], T[rows], scale)
+        p = loss_pass(net, X[rows], T[rows], c)
         _diagonal_from(p, CURVATURES[method](p), out)
     return out
 
@@ -339,7 +421,7 @@ def rademacher_blocks(n_params: int, n_samples: int, seed, dtype):
         yield (2 * rng.integers(0, 2, size=size) - 1).astype(dtype)
 
 
-def _hutchinson_diagonal(p: Pass, n_params: int, n_samples: int, seed) -> Array:
+def _hutchinson_diagonal(p: LossPass, n_params: int, n_samples: int, seed) -> Array:
     total = np.zeros(n_params, dtype=p.z.dtype)
     for V in rademacher_blocks(n_params, n_samples, seed, p.z.dtype):
         total += np.einsum("kp,kp->p", V, hvp_rows(p, V))

@@ -5,18 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_float_array, check_finite
+from ..kernels import rows_matmul
 from ..network import Network
 from ._common import (
     Array,
-    backward_rows,
     check_chunk_size,
     check_data,
     chunks,
     default_chunk,
-    forward_pass,
-    output_jacobian,
-    rows_matmul,
-    write_rows,
 )
 
 
@@ -45,19 +41,21 @@ def jacobian_inputs(net: Network, X: object) -> Array:
     Bishop & Bishop 2024 §8.1.5; PRML §5.3.4.
     """
     X = net.check_inputs(X)
-    p = forward_pass(net, X)
-    Jy = output_jacobian(p, net)  # (N, K, K)
-    if X.shape[1] < p.z.shape[1]:
-        return np.matmul(Jy, _forward_tangents(p).transpose(0, 2, 1))
-    return rows_matmul(backward_rows(p, Jy)[0], p.W[0])
+    record = net.propagate(X)
+    Jy = net.head.output_jacobian(record.logits, record.output)  # (N, K, K)
+    if X.shape[1] < net.n_outputs and net.topology == "mlp":
+        return np.matmul(Jy, _forward_tangents(net, record).transpose(0, 2, 1))
+    return net.backward_deltas(record, Jy, input_grad=True)[1][0]
 
 
-def _forward_tangents(p) -> Array:
-    """∂z_L/∂x by forward mode: tangents (N, n_in, n_l), one per input unit."""
-    n = p.z.shape[0]
-    tangent = np.broadcast_to(p.W[0].T, (n, *p.W[0].T.shape))
-    for ell in range(1, p.n_layers):
-        tangent = rows_matmul(tangent * p.dh[ell - 1][:, None, :], p.W[ell].T)
+def _forward_tangents(net: Network, record) -> Array:
+    """∂z_L/∂x of a chain by forward mode: tangents (N, n_in, n_L), one per input unit."""
+    W = [layer.W for layer in net.dense_layers]
+    n = record.n_samples
+    tangent = np.broadcast_to(W[0].T, (n, *W[0].T.shape))
+    for l in range(1, net.n_layers):
+        slope = net.activations[l - 1].function.df(record.z[l - 1], record.a[l - 1])
+        tangent = rows_matmul(tangent * slope[:, None, :], W[l].T)
     return tangent
 
 
@@ -88,8 +86,7 @@ def vjp_inputs(net: Network, X: object, G: object) -> Array:
             f"got shape {G.shape}."
         )
     check_finite(G, "G")
-    net._forward_head(X)
-    return net.backward(G)
+    return net.vjp(net.propagate(X), G)[1]
 
 
 def jacobian_params(net: Network, X: object, chunk_size: int | None = None) -> Array:
@@ -125,8 +122,9 @@ def jacobian_params(net: Network, X: object, chunk_size: int | None = None) -> A
     size = chunk_size or default_chunk(k, net.n_params, net.dtype.itemsize)
     out = np.empty((n, k, net.n_params), dtype=net.dtype)
     for rows in chunks(n, size):
-        p = forward_pass(net, X[rows])
-        write_rows(p, backward_rows(p, output_jacobian(p, net)), out[rows])
+        record = net.propagate(X[rows])
+        Jy = net.head.output_jacobian(record.logits, record.output)
+        net.param_rows(record, net.backward_deltas(record, Jy)[0], out[rows])
     return out
 
 
@@ -162,7 +160,7 @@ def residual_jacobian(net: Network, X: object, T: object) -> tuple[Array, Array]
     X, T = check_data(net, X, T)
     root_c = np.sqrt(net.head.normalisation(*T.shape))
     J = jacobian_params(net, X).reshape(T.size, net.n_params)
-    r = (net._forward_head(X)[1] - T).ravel()  # X already validated
+    r = (net.propagate(X).output - T).ravel()  # X already validated
     if root_c != 1.0:
         r *= root_c
         J *= root_c

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.sparse.linalg import eigsh
 
 from ..network import Network
-from ._common import Array, check_choice, check_data, check_positive_int, forward_pass
+from ._common import Array, check_choice, check_data, check_positive_int, loss_pass
 from ._hessian import hessian, rademacher_blocks
 from ._rop import hvp_rows, symmetric_operator
 
@@ -71,7 +71,7 @@ def hessian_eigenvalues(
         return _select(np.linalg.eigvalsh(hessian(net, X, T)), k, which).astype(net.dtype)
     if which == "BE" and k == 1:  # ARPACK needs k ≥ 2; one from the high end, as it would
         which = "LA"
-    op = symmetric_operator(hvp_rows, forward_pass(net, X, T), n_params, net.dtype)
+    op = symmetric_operator(hvp_rows, loss_pass(net, X, T), n_params, net.dtype)
     v0 = np.random.default_rng(0).uniform(-1, 1, size=n_params).astype(net.dtype)
     w = eigsh(op, k=k, which=which, v0=v0, tol=tol, return_eigenvectors=False)
     return np.sort(w).astype(net.dtype)
@@ -112,7 +112,7 @@ def hessian_trace(
     """
     X, T = check_data(net, X, T)
     n_samples = check_positive_int(n_samples, "n_samples")
-    p = forward_pass(net, X, T)
+    p = loss_pass(net, X, T)
     total = 0.0
     for V in rademacher_blocks(net.n_params, n_samples, seed, net.dtype):
         total += float(np.vdot(V, hvp_rows(p, V)))
