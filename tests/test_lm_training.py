@@ -265,9 +265,12 @@ def test_bayesian_reestimation_follows_mackay(sizes, loss):
                                "log_evidence": ev.log_evidence}
     ell = ev.alpha * ev.c / ev.beta
     value, grad = opt.penalty(w)
-    assert value == pytest.approx(-ev.c * ev.log_evidence - problem.loss())
+    assert value == pytest.approx(0.5 * ell * (w @ w))
     np.testing.assert_allclose(grad, ell * w)
-    assert opt.penalty(w + 1.0)[0] == np.finfo(np.float64).max
+    # train ranks the epochs by the evidence through the contract's ranking hook
+    assert opt.epoch_score(problem.loss(), w) == -ev.log_evidence
+    assert opt.epoch_score(problem.loss(), w + 1.0) == math.inf  # not the scored weights
+    assert LevenbergMarquardt().epoch_score(1.0, w) is None
 
 
 # ---------------------------------------------------------------------- failures
@@ -383,3 +386,21 @@ def test_repr_and_registry():
     assert repr(opt) == ("LevenbergMarquardt(mu=0.001, mu_dec=0.1, mu_inc=10, mu_max=1e+10, "
                          "damping='levenberg')")
     assert "bayesian=True" in repr(LevenbergMarquardt(bayesian=True))
+
+
+# ---------------------------------------------------------------------- cascade networks
+@pytest.mark.parametrize("dual", [False, True])
+def test_lm_and_trainbr_train_a_cascade_network(dual):
+    """Every LM path works on the cascade topology: primal, dual, Bayesian."""
+    X, T = noisy_sine(40, 0, noise=0.05)
+    net = deltaprop.cascade([1, 6, 4, 1], loss="sse", seed=1)
+    start = net.loss(X, T)
+    h = train(net, X, T, LevenbergMarquardt(dual=dual), epochs=60, min_grad=0)
+    assert h.loss[-1] < 0.05 * start and np.all(np.isfinite(h.loss))
+    assert net.topology == "cascade"
+    net = deltaprop.cascade([1, 6, 4, 1], loss="sse", seed=1)
+    h = train(net, X, T, "trainbr", epochs=60, min_grad=0)
+    assert h.stop_reason in ("evidence stopped improving", "max epochs", "mu reached mu_max")
+    assert np.isfinite(h.extras["log_evidence"][h.best_epoch])
+    assert 0 < h.extras["gamma"][h.best_epoch] < net.n_params
+    assert net.loss(X, T) < 0.1 * start

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -199,9 +197,11 @@ def test_bad_hyperparameters(factory, name):
 
 
 def test_registry_names():
-    assert set(OPTIMIZERS) == {"gd", "momentum", "nesterov", "rmsprop", "adam"}
-    for name in OPTIMIZERS:
+    first_order = ("gd", "momentum", "nesterov", "rmsprop", "adam")
+    assert set(OPTIMIZERS) == {*first_order, "lm", "trainbr"}  # LM registers itself
+    for name in first_order:
         assert isinstance(get_optimizer(name), FirstOrderOptimizer)
+    assert get_optimizer("trainbr").bayesian and not get_optimizer("lm").bayesian
     nesterov = get_optimizer("nesterov")
     assert isinstance(nesterov, Momentum) and nesterov.nesterov
     assert repr(nesterov) == "Momentum(lr=0.01, beta=0.9, nesterov=True)"
@@ -215,20 +215,30 @@ def test_unknown_optimizer_lists_known_names():
         get_optimizer("sgd")
 
 
-def test_lm_missing_module_gives_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "deltaprop.lm_training", None)
-    with pytest.raises(ValueError, match=r"`optimizer` 'lm' needs deltaprop\.lm_training"):
-        get_optimizer("lm")
+def test_registry_is_open(monkeypatch):
+    """A new optimizer registers by name and declares its own stop reasons."""
+    import deltaprop
+    from deltaprop.optimizers import register_optimizer
 
+    class Halving(Optimizer):
+        stop_reasons = ("tired",)
 
-def test_lm_resolves_lazily(monkeypatch):
-    class FakeLM(Optimizer):
-        pass
+        def reset(self, net):
+            pass
 
-    fake = types.ModuleType("deltaprop.lm_training")
-    fake.LevenbergMarquardt = FakeLM
-    monkeypatch.setitem(sys.modules, "deltaprop.lm_training", fake)
-    assert isinstance(get_optimizer("lm"), FakeLM)
+        def run_epoch(self, problem, epoch):
+            problem.net.params *= 0.5
+            return EpochStep(stop_reason="tired" if epoch == 3 else None)
+
+    monkeypatch.setitem(OPTIMIZERS, "halving", Halving)  # restored after the test
+    register_optimizer("halving", Halving)
+    assert isinstance(get_optimizer("halving"), Halving)
+    net = deltaprop.mlp([1, 2, 1], seed=0)
+    history = deltaprop.train(net, np.zeros((4, 1)), np.ones((4, 1)), "halving", epochs=10)
+    assert history.stop_reason == "tired" and history.n_epochs == 3
+    for name, factory in ((None, Halving), ("x", 3)):
+        with pytest.raises(ValueError, match="`name`" if name is None else "`factory`"):
+            register_optimizer(name, factory)
 
 
 # ---------------------------------------------------------------------- the problem

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import deltaprop
+from deltaprop import STOP_REASONS
 from deltaprop.optimizers import GD, Adam, EpochStep, Momentum, Optimizer, TrainingProblem
-from deltaprop.training import STOP_REASONS, History, train
+from deltaprop.training import History, train
 
 
 # ---------------------------------------------------------------------- data and helpers
@@ -208,6 +209,8 @@ def test_callback_returning_true_stops(rng):
 class FakeLM(Optimizer):
     """A stand-in for Levenberg–Marquardt: reports loss, grad_norm, μ and extras itself."""
 
+    stop_reasons = ("mu reached mu_max",)
+
     def reset(self, net):
         self.mu = 1e-3
         self.problem: TrainingProblem | None = None
@@ -240,7 +243,7 @@ def test_optimizer_stop_reason_and_the_lm_contract(rng):
     # loss and grad_norm FakeLM reported.  Losses: one trial per epoch.
     assert lm.problem.n_gradient_calls == 4
     assert lm.problem.n_loss_calls == 4
-    assert "mu reached mu_max" in STOP_REASONS
+    assert "mu reached mu_max" in STOP_REASONS and "mu reached mu_max" in lm.stop_reasons
 
 
 def test_optimizer_breaking_the_contract_raises(rng):

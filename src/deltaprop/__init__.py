@@ -32,6 +32,7 @@ from .curvature import (
 from .gradcheck import GradientCheck, check_gradient
 from .layers import Activation, Dense
 from .least_squares import LMResult, levenberg_marquardt
+from .lm_training import LevenbergMarquardt
 from .losses import LOSSES
 from .model_io import ModelFileError, load_model, save_model
 from .network import ForwardRecord, Network, NetworkSpec, cascade, mlp
@@ -49,8 +50,12 @@ from .optimizers import (
     StepDecay,
     TrainingProblem,
     get_optimizer,
+    register_optimizer,
 )
-from .training import STOP_REASONS, History, train
+from .training import LOOP_STOP_REASONS, History, stop_reasons, train
+
+#: Every value ``History.stop_reason`` can take with the optimizers registered at import.
+STOP_REASONS = stop_reasons()
 
 __version__ = "0.1.0"
 
@@ -75,6 +80,7 @@ def __getattr__(name: str):
 __all__ = [
     "ACTIVATIONS",
     "GD",
+    "LOOP_STOP_REASONS",
     "LOSSES",
     "OPTIMIZERS",
     "OUTPUT_ACTIVATIONS",
@@ -85,13 +91,14 @@ __all__ = [
     "CurvatureCheck",
     "Dense",
     "EpochStep",
-    "ForwardRecord",
     "ExponentialDecay",
     "FirstOrderOptimizer",
+    "ForwardRecord",
     "GaussNewtonDual",
     "GradientCheck",
     "History",
     "LMResult",
+    "LevenbergMarquardt",
     "MLPClassifier",
     "MLPRegressor",
     "ModelFileError",
@@ -125,6 +132,7 @@ __all__ = [
     "load_estimator",
     "load_model",
     "mlp",
+    "register_optimizer",
     "residual_jacobian",
     "save_estimator",
     "save_model",

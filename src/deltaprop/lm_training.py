@@ -58,9 +58,9 @@ The same factor gives, free, MacKay's log evidence of the new weights under the 
     \ln p(D\mid\alpha,\beta) = -\beta E_D - \alpha E_W - \tfrac12\ln\det A
     + \tfrac{P}{2}\ln\alpha + \tfrac{m}{2}\ln\beta - \tfrac{m}{2}\ln 2\pi,
 
-and ``train`` keeps the epoch of the HIGHEST evidence: ``penalty`` makes its objective −c ln p(D|α,
-β).  The re-estimation is a fixed-point iteration that can settle in a poor local solution: on
-the diabetes data (P = 121, m = 353) the iterates pass a nearly linear solution (γ ≈ 20, the
+and ``train`` keeps the epoch of the HIGHEST evidence: ``epoch_score`` (the optimizer contract's
+ranking hook) returns −ln p(D|α, β).  The re-estimation is a fixed-point iteration that can
+settle in a poor local solution: on the diabetes data (P = 121, m = 353) the iterates pass a nearly linear solution (γ ≈ 20, the
 highest evidence) and then drift, α nearly unchanged, into one with γ ≈ 40–90 and an evidence
 lower by e^15–e^55 that predicts worse; MacKay ranks such alternative solutions by their evidence.
 Comparing L + (ℓ/2)‖w‖² across epochs, as without Bayesian regularisation, would compare
@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.linalg.lapack import get_lapack_funcs
@@ -93,7 +94,7 @@ from ._validation import check_choice, check_flag, check_positive_int
 from .curvature import gauss_newton_dual, gauss_newton_upper
 from .linalg import damped_step_search, marquardt_diagonal, solve_damped
 from .network import Network
-from .optimizers import EpochStep, Optimizer, TrainingProblem, _check_real
+from .optimizers import EpochStep, Optimizer, TrainingProblem, check_real, register_optimizer
 
 Array = np.ndarray
 
@@ -103,6 +104,8 @@ DAMPINGS = ("levenberg", "marquardt")
 BAYESIAN_LOSSES = ("sse", "mse")
 #: ``History.stop_reason`` of Bayesian training stopped by ``evidence_patience``.
 EVIDENCE_STOPPED = "evidence stopped improving"
+#: ``History.stop_reason`` of an epoch whose μ exceeded ``mu_max``.
+MU_MAX_REACHED = "mu reached mu_max"
 
 
 # ---------------------------------------------------------------------- the linear systems
@@ -305,6 +308,8 @@ class Evidence:
 class LevenbergMarquardt(Optimizer):
     r"""Levenberg–Marquardt training (``trainlm``), optionally with Bayesian regularisation.
 
+    Registered as ``train(optimizer="lm")`` and, with ``bayesian=True``, "trainbr".
+
     Parameters
     ----------
     mu : float
@@ -412,12 +417,12 @@ class LevenbergMarquardt(Optimizer):
                  mu_max: float = 1e10, chunk_size: int | None = None, l2: float = 0.0,
                  bayesian: bool = False, damping: str = "levenberg",
                  dual: bool | None = None, evidence_patience: int | None = 6):
-        self.mu = _check_real(mu, "mu", 0.0, low_open=True)
-        self.mu_dec = _check_real(mu_dec, "mu_dec", 0.0, 1.0, low_open=True, high_open=True)
-        self.mu_inc = _check_real(mu_inc, "mu_inc", 1.0, low_open=True)
-        self.mu_max = _check_real(mu_max, "mu_max", self.mu, low_open=True)
+        self.mu = check_real(mu, "mu", 0.0, low_open=True)
+        self.mu_dec = check_real(mu_dec, "mu_dec", 0.0, 1.0, low_open=True, high_open=True)
+        self.mu_inc = check_real(mu_inc, "mu_inc", 1.0, low_open=True)
+        self.mu_max = check_real(mu_max, "mu_max", self.mu, low_open=True)
         self.chunk_size = check_positive_int(chunk_size, "chunk_size", allow_none=True)
-        self.l2 = _check_real(l2, "l2", 0.0)
+        self.l2 = check_real(l2, "l2", 0.0)
         self.bayesian = check_flag(bayesian, "bayesian")
         self.damping = check_choice(damping, "damping", DAMPINGS)
         self.dual = None if dual is None else check_flag(dual, "dual")
@@ -430,6 +435,8 @@ class LevenbergMarquardt(Optimizer):
                              "`l2` and `bayesian`.")
         self.mu_ = self.mu
         self.evidence_: Evidence | None = None
+        self.stop_reasons = (MU_MAX_REACHED, EVIDENCE_STOPPED) if self.bayesian else (
+            MU_MAX_REACHED,)
         self._D: Array | None = None
         self._n_params: int | None = None
         self._scored: tuple[Array, float, float] | None = None
@@ -462,24 +469,22 @@ class LevenbergMarquardt(Optimizer):
         self._best_evidence = (-math.inf, 0)
 
     def penalty(self, params: Array) -> tuple[float, Array | None]:
-        """(ℓ/2)‖w‖² and ℓw, with ℓ = ``l2``; (0, None) when ℓ = 0.
-
-        Bayesian (ℓ = αc/β), the value is −c ln p(D|α, β) − L at the weights of the last
-        epoch, so that ``train``'s objective L + penalty is −c times the log evidence and it
-        keeps the epoch of the highest evidence (see the Notes of the class); elsewhere, and
-        before the first estimate (α = 0: an improper prior, evidence 0), it is the largest
-        float.  The gradient stays ℓw: ``grad_norm`` is that of the MAP objective
-        L + (ℓ/2)‖w‖² that the step minimises.
-        """
+        """(ℓ/2)‖w‖² and ℓw: ℓ = ``l2``, or ℓ = αc/β with Bayesian regularisation (the MAP
+        objective L + (ℓ/2)‖w‖² that the step minimises); (0, None) when ℓ = 0."""
         ell = self._ell()
-        grad = ell * params if ell else None
+        return (0.5 * ell * float(params @ params), ell * params) if ell else (0.0, None)
+
+    def epoch_score(self, loss: float, params: Array) -> float | None:
+        """Bayesian: −ln p(D | α, β) of the last accepted weights (``train`` keeps the epoch of
+        the HIGHEST evidence, see the Notes of the class); +inf for other weights and before
+        the first estimate (α = 0: an improper prior).  None (rank by the objective) otherwise.
+        """
         if not self.bayesian:
-            return (0.5 * ell * float(params @ params), grad) if ell else (0.0, None)
-        scored, ev = self._scored, self.evidence_
-        if scored is not None and ev is not None and math.isfinite(scored[2]) \
-                and np.array_equal(scored[0], params):
-            return -ev.c * scored[2] - scored[1], grad
-        return float(np.finfo(np.float64).max), grad
+            return None
+        scored = self._scored
+        if scored is not None and math.isfinite(scored[2]) and np.array_equal(scored[0], params):
+            return -scored[2]
+        return math.inf
 
     def run_epoch(self, problem: TrainingProblem, epoch: int) -> EpochStep:
         """One accepted step, or a failed epoch (weights unchanged) when μ exceeds mu_max."""
@@ -538,7 +543,7 @@ class LevenbergMarquardt(Optimizer):
             problem.net.params[:] = w0
             extras = {} if self.evidence_ is None else self.evidence_.extras()
             return EpochStep(loss=loss0, step=found.mu, extras=extras,
-                             stop_reason="mu reached mu_max")
+                             stop_reason=MU_MAX_REACHED)
         problem.net.params[:] = w0 + found.step.astype(w0.dtype, copy=False)
         self.mu_ = found.next_mu
         loss = trial_loss["value"]
@@ -573,3 +578,7 @@ class LevenbergMarquardt(Optimizer):
                 or self._best_evidence[1] < self.evidence_patience:
             return None
         return EVIDENCE_STOPPED
+
+
+register_optimizer("lm", LevenbergMarquardt)
+register_optimizer("trainbr", partial(LevenbergMarquardt, bayesian=True))

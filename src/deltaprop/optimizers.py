@@ -30,6 +30,12 @@ The contract
     the loss (weight decay).  The default is (0.0, None).  ``train`` minimises loss + penalty:
     it picks the best epoch (without validation data) by it and measures ``grad_norm`` on its
     gradient, but records and compares with ``goal`` the loss alone.
+    ``epoch_score(loss, params) -> float or None``: optional ranking hook; a score (lower is
+    better) by which ``train`` picks the best epoch without validation data instead of
+    loss + penalty, e.g. −ln(evidence) for Bayesian regularisation.  The default None keeps
+    loss + penalty.
+    ``stop_reasons``: the tuple of ``EpochStep.stop_reason`` values this optimizer may return
+    (default empty); ``train`` accepts no other.
     ``run_epoch(problem, epoch) -> EpochStep``: run epoch ``epoch`` (1, 2, ...), updating
     ``problem.net.params`` IN PLACE (assign into it, never rebind it: layers hold views).
     On return ``net.params`` holds the parameters the epoch ends on.  If the epoch fails (no
@@ -46,7 +52,7 @@ The contract
     ``step``: the learning rate used, or the damping μ for LM (History's ``step`` column).
     ``extras``: further per-epoch numbers, e.g. ``{"gamma": ..., "alpha": ..., "beta": ...}``
     for Bayesian regularisation; History records each key as a column (NaN where missing).
-    ``stop_reason``: None to go on, or a reason from ``deltaprop.training.STOP_REASONS`` (e.g.
+    ``stop_reason``: None to go on, or one of the optimizer's ``stop_reasons`` (e.g.
     ``"mu reached mu_max"``); ``train`` records the epoch, then stops, restoring the best
     parameters.
 
@@ -57,8 +63,9 @@ reject ``problem.batch_size < problem.n_samples`` in ``run_epoch`` with a ValueE
 ``trial_loss = problem.loss(trial)`` until one is accepted, then ``net.params[:] = trial`` and
 ``return EpochStep(loss=trial_loss, step=mu)``.
 
-Register a new optimizer by adding a factory to ``OPTIMIZERS``; "lm" resolves lazily to
-``deltaprop.lm_training.LevenbergMarquardt`` so that this module does not import it.
+Register a new optimizer name with :func:`register_optimizer` (the registry ``OPTIMIZERS`` is
+open: ``deltaprop.lm_training`` registers "lm" and "trainbr" itself, so this module imports
+nothing above it).
 
 First-order optimizers subclass ``FirstOrderOptimizer``: its ``run_epoch`` loops over
 ``problem.batches()``, adds the L2 weight-decay term to each minibatch gradient and calls
@@ -75,7 +82,6 @@ deep learning", ICML (Nesterov momentum in the form used here).
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -92,7 +98,7 @@ Schedule = Callable[[int], float]
 
 
 # ---------------------------------------------------------------------- small validators
-def _check_real(value: object, name: str, low: float, high: float = math.inf,
+def check_real(value: object, name: str, low: float, high: float = math.inf,
                 low_open: bool = False, high_open: bool = False) -> float:
     """Return ``value`` as float if it is a real number in the stated interval."""
     ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
@@ -142,8 +148,8 @@ class StepDecay:
     every: int
 
     def __post_init__(self) -> None:
-        _check_real(self.lr0, "lr0", 0.0, low_open=True)
-        _check_real(self.drop, "drop", 0.0, 1.0, low_open=True)
+        check_real(self.lr0, "lr0", 0.0, low_open=True)
+        check_real(self.drop, "drop", 0.0, 1.0, low_open=True)
         check_positive_int(self.every, "every")
 
     def __call__(self, epoch: int) -> float:
@@ -172,8 +178,8 @@ class ExponentialDecay:
     gamma: float
 
     def __post_init__(self) -> None:
-        _check_real(self.lr0, "lr0", 0.0, low_open=True)
-        _check_real(self.gamma, "gamma", 0.0, 1.0, low_open=True)
+        check_real(self.lr0, "lr0", 0.0, low_open=True)
+        check_real(self.gamma, "gamma", 0.0, 1.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:
         return self.lr0 * self.gamma ** (epoch - 1)
@@ -211,9 +217,9 @@ class CosineDecay:
     lr_min: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_real(self.lr0, "lr0", 0.0, low_open=True)
+        check_real(self.lr0, "lr0", 0.0, low_open=True)
         check_positive_int(self.epochs, "epochs")
-        _check_real(self.lr_min, "lr_min", 0.0, float(self.lr0))
+        check_real(self.lr_min, "lr_min", 0.0, float(self.lr0))
 
     def __call__(self, epoch: int) -> float:
         frac = min(epoch - 1, self.epochs) / self.epochs
@@ -367,7 +373,7 @@ class EpochStep:
     extras : dict of str to float
         Further per-epoch numbers; History records each key as a column.
     stop_reason : str or None
-        A reason from ``deltaprop.training.STOP_REASONS`` to stop after this epoch.
+        One of the optimizer's ``stop_reasons``, to stop after this epoch.
     """
 
     loss: float | None = None
@@ -380,6 +386,9 @@ class EpochStep:
 class Optimizer:
     """Base class of the optimizers that ``train`` drives (see the module docstring)."""
 
+    #: The ``EpochStep.stop_reason`` values this optimizer may return.
+    stop_reasons: tuple[str, ...] = ()
+
     def reset(self, net: Network) -> None:
         """Allocate fresh state for ``net``; called by ``train`` before epoch 1."""
         raise NotImplementedError
@@ -391,6 +400,11 @@ class Optimizer:
     def penalty(self, params: Array) -> tuple[float, Array | None]:
         """A regulariser this optimizer adds to the loss: (value, gradient (P,)), or (0, None)."""
         return 0.0, None
+
+    def epoch_score(self, loss: float, params: Array) -> float | None:
+        """Score (lower is better) that ranks epochs without validation data; None: rank by
+        loss + penalty."""
+        return None
 
 
 class FirstOrderOptimizer(Optimizer):
@@ -413,7 +427,7 @@ class FirstOrderOptimizer(Optimizer):
 
     def __init__(self, lr: float | Schedule, weight_decay: float = 0.0):
         self.lr = _check_lr(lr)
-        self.weight_decay = _check_real(weight_decay, "weight_decay", 0.0)
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0.0)
         self._decay_mask: Array | None = None
 
     def learning_rate(self, epoch: int) -> float:
@@ -544,7 +558,7 @@ class Momentum(FirstOrderOptimizer):
     def __init__(self, lr: float | Schedule = 0.01, beta: float = 0.9, nesterov: bool = False,
                  weight_decay: float = 0.0):
         super().__init__(lr, weight_decay)
-        self.beta = _check_real(beta, "beta", 0.0, 1.0, high_open=True)
+        self.beta = check_real(beta, "beta", 0.0, 1.0, high_open=True)
         self.nesterov = bool(nesterov)
         self.velocity: Array | None = None
 
@@ -595,8 +609,8 @@ class RMSprop(FirstOrderOptimizer):
     def __init__(self, lr: float | Schedule = 0.001, rho: float = 0.9, eps: float = 1e-8,
                  weight_decay: float = 0.0):
         super().__init__(lr, weight_decay)
-        self.rho = _check_real(rho, "rho", 0.0, 1.0, high_open=True)
-        self.eps = _check_real(eps, "eps", 0.0, low_open=True)
+        self.rho = check_real(rho, "rho", 0.0, 1.0, high_open=True)
+        self.eps = check_real(eps, "eps", 0.0, low_open=True)
         self.r: Array | None = None
 
     def _reset_state(self, n_params: int, dtype: np.dtype) -> None:
@@ -647,9 +661,9 @@ class Adam(FirstOrderOptimizer):
     def __init__(self, lr: float | Schedule = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(lr, weight_decay)
-        self.beta1 = _check_real(beta1, "beta1", 0.0, 1.0, high_open=True)
-        self.beta2 = _check_real(beta2, "beta2", 0.0, 1.0, high_open=True)
-        self.eps = _check_real(eps, "eps", 0.0, low_open=True)
+        self.beta1 = check_real(beta1, "beta1", 0.0, 1.0, high_open=True)
+        self.beta2 = check_real(beta2, "beta2", 0.0, 1.0, high_open=True)
+        self.eps = check_real(eps, "eps", 0.0, low_open=True)
         self.s: Array | None = None
         self.r: Array | None = None
         self.t = 0
@@ -678,7 +692,7 @@ class Adam(FirstOrderOptimizer):
 
 # ---------------------------------------------------------------------- the registry
 #: Names accepted by ``train(optimizer=...)``, each mapped to a factory called with no
-#: arguments (default hyperparameters).  Extend it to register an optimizer.
+#: arguments (default hyperparameters).  Open: add names with :func:`register_optimizer`.
 OPTIMIZERS: dict[str, Callable[[], Optimizer]] = {
     "gd": GD,
     "momentum": Momentum,
@@ -687,24 +701,20 @@ OPTIMIZERS: dict[str, Callable[[], Optimizer]] = {
     "adam": Adam,
 }
 
-#: Names resolved on first use by importing (module, attribute), to avoid import cycles.
-LAZY_OPTIMIZERS: dict[str, tuple[str, str]] = {
-    "lm": ("deltaprop.lm_training", "LevenbergMarquardt"),
-}
 
+def register_optimizer(name: str, factory: Callable[[], Optimizer]) -> None:
+    """Make ``train(optimizer=name)`` use ``factory()`` (default hyperparameters).
 
-def _lazy_factory(name: str) -> Callable[[], Optimizer]:
-    module_name, attr = LAZY_OPTIMIZERS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise ValueError(
-            f"`optimizer` {name!r} needs {module_name}.{attr}, which is not available in this "
-            "installation."
-        ) from None
-    return getattr(module, attr)
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a non-empty string or ``factory`` is not callable.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"`name` must be a non-empty string; got {name!r}.")
+    if not callable(factory):
+        raise ValueError(f"`factory` must be callable; got {factory!r}.")
+    OPTIMIZERS[name] = factory
 
 
 def get_optimizer(optimizer: str | Optimizer) -> Optimizer:
@@ -713,8 +723,9 @@ def get_optimizer(optimizer: str | Optimizer) -> Optimizer:
     Parameters
     ----------
     optimizer : str or Optimizer
-        One of ``OPTIMIZERS`` ("gd", "momentum", "nesterov", "rmsprop", "adam") or of
-        ``LAZY_OPTIMIZERS`` ("lm"), or an ``Optimizer`` instance (returned as is).
+        A name of ``OPTIMIZERS`` ("gd", "momentum", "nesterov", "rmsprop", "adam", and "lm",
+        "trainbr" once :mod:`deltaprop.lm_training` is imported, as ``import deltaprop``
+        does), or an ``Optimizer`` instance (returned as is).
 
     Examples
     --------
@@ -725,7 +736,5 @@ def get_optimizer(optimizer: str | Optimizer) -> Optimizer:
         return optimizer
     if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
         return OPTIMIZERS[optimizer]()
-    if isinstance(optimizer, str) and optimizer in LAZY_OPTIMIZERS:
-        return _lazy_factory(optimizer)()
-    known = ", ".join(repr(k) for k in [*OPTIMIZERS, *LAZY_OPTIMIZERS])
+    known = ", ".join(repr(k) for k in OPTIMIZERS)
     raise ValueError(f"`optimizer` must be one of {known} or an Optimizer; got {optimizer!r}.")

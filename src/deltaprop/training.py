@@ -17,8 +17,8 @@ stop_reason                          when
 ==================================  ========================================================
 "diverged"                           a non-finite loss, validation loss, gradient norm or
                                      parameter
-(the optimizer's reason)             ``EpochStep.stop_reason``: "mu reached mu_max" or
-                                     "evidence stopped improving" (Levenberg–Marquardt)
+(the optimizer's reason)             ``EpochStep.stop_reason``, one of the optimizer's
+                                     ``stop_reasons``, e.g. "mu reached mu_max" (LM)
 "goal reached"                       training loss ≤ ``goal``
 "gradient below min_grad"            full-batch gradient norm < ``min_grad``
 "validation stopped improving"       no new best validation loss for ``patience`` epochs
@@ -50,18 +50,19 @@ from tqdm import tqdm
 from ._validation import check_positive_int
 from .network import Network
 from .optimizers import (
+    OPTIMIZERS,
     EpochStep,
     Optimizer,
     TrainingProblem,
-    _check_real,
+    check_real,
     get_optimizer,
 )
 
 Array = np.ndarray
 Callback = Callable[[int, "History", Network], Any]
 
-#: Every value ``History.stop_reason`` can take.
-STOP_REASONS = (
+#: The loop's own stop reasons; an optimizer adds its ``stop_reasons``.
+LOOP_STOP_REASONS = (
     "goal reached",
     "gradient below min_grad",
     "validation stopped improving",
@@ -70,9 +71,16 @@ STOP_REASONS = (
     "diverged",
     "interrupted",
     "callback",
-    "mu reached mu_max",
-    "evidence stopped improving",
 )
+
+
+def stop_reasons() -> tuple[str, ...]:
+    """Every value ``History.stop_reason`` can take: the loop's and those of every optimizer
+    registered in ``OPTIMIZERS`` (``deltaprop.STOP_REASONS`` is this at import time)."""
+    reasons = list(LOOP_STOP_REASONS)
+    for factory in OPTIMIZERS.values():
+        reasons += [r for r in factory().stop_reasons if r not in reasons]
+    return tuple(reasons)
 
 
 @dataclass(eq=False)
@@ -98,13 +106,15 @@ class History:
         Further columns reported by the optimizer (``EpochStep.extras``), NaN where missing.
     best_epoch : int
         Epoch with the lowest validation loss (with validation data), else the lowest training
-        objective (the loss plus the optimizer's penalty; the loss when there is none).
+        objective (the loss plus the optimizer's penalty; the loss when there is none), or the
+        lowest ``epoch_score`` of an optimizer that ranks epochs itself (trainbr: the highest
+        evidence).
     best_loss, best_val_loss : float
         Training and validation loss at ``best_epoch``.
     best_params : ndarray (P,)
         Parameters at ``best_epoch``; ``train`` leaves ``net.params`` equal to them.
     stop_reason : str
-        One of ``STOP_REASONS``.
+        One of ``LOOP_STOP_REASONS`` or of the optimizer's ``stop_reasons``.
     optimizer : str
         The optimizer's repr.
     """
@@ -182,11 +192,11 @@ class _Rules:
 def _check_rules(epochs: object, goal: object, min_grad: object, patience: object,
                  max_time: object) -> _Rules:
     if max_time is not None:
-        max_time = _check_real(max_time, "max_time", 0.0, low_open=True)
+        max_time = check_real(max_time, "max_time", 0.0, low_open=True)
     return _Rules(
         epochs=check_positive_int(epochs, "epochs"),
-        goal=_check_real(goal, "goal", 0.0),
-        min_grad=_check_real(min_grad, "min_grad", 0.0),
+        goal=check_real(goal, "goal", 0.0),
+        min_grad=check_real(min_grad, "min_grad", 0.0),
         patience=check_positive_int(patience, "patience"),
         max_time=max_time,
     )
@@ -259,10 +269,11 @@ class _Trainer:
             raise ValueError(
                 f"`optimizer`.run_epoch must return an EpochStep; got {type(step).__name__}."
             )
-        if step.stop_reason is not None and step.stop_reason not in STOP_REASONS:
+        declared = self.optimizer.stop_reasons
+        if step.stop_reason is not None and step.stop_reason not in declared:
             raise ValueError(
-                f"`optimizer` stopped with {step.stop_reason!r}, which is not one of "
-                f"{', '.join(map(repr, STOP_REASONS))}."
+                f"`optimizer` stopped with {step.stop_reason!r}, which is not one of its "
+                f"declared `stop_reasons` {declared!r}."
             )
         return step
 
@@ -276,7 +287,8 @@ class _Trainer:
                   and (self.validation is None or math.isfinite(val_loss))
                   and bool(np.isfinite(self.net.params).all()))
         if finite:
-            self._update_best(epoch, objective, val_loss)
+            score = self.optimizer.epoch_score(loss, self.net.params)
+            self._update_best(epoch, objective if score is None else score, val_loss)
         self._update_bar(epoch, loss, val_loss)
         by_callback = any([bool(cb(epoch, self.history, self.net)) for cb in self.callbacks])
         return self._stop_reason(epoch, step, finite, by_callback)
@@ -300,7 +312,8 @@ class _Trainer:
         return self.net.record_loss(self.net.propagate(X_val), T_val)
 
     def _update_best(self, epoch: int, objective: float, val_loss: float) -> None:
-        """A new best: the lowest validation loss, or without validation the lowest objective."""
+        """A new best: the lowest validation loss, or without validation the lowest objective
+        (or the optimizer's ``epoch_score``)."""
         h = self.history
         new = val_loss if self.validation is not None else objective
         if epoch == 0 or new < self.best_score:
@@ -407,7 +420,8 @@ def train(
     -------
     History
         Per-epoch rows from epoch 0 (the initial state), the best epoch and parameters, and
-        ``stop_reason`` (one of ``STOP_REASONS``; see the module docstring for the rules).
+        ``stop_reason`` (one of ``LOOP_STOP_REASONS`` or of the optimizer's ``stop_reasons``;
+        see the module docstring for the rules).
 
     Notes
     -----
