@@ -53,9 +53,19 @@ class OutputFunction:
 
     # ``f(z) -> a``, a = h(z) for z (N, K): a method, or a field of the dataclass ElementWise.
 
+    def linearise(self, z: Array, a: Array) -> Array:
+        """The per-sample data of the Jacobian ∂a/∂z at z (N, K), for :meth:`apply`: h'(z) for
+        an element-wise h, y for softmax.  Computed once per forward pass and reused."""
+        raise NotImplementedError
+
+    def apply(self, lin: Array, G: Array) -> Array:
+        """(∂a/∂z)ᵀ G = (∂a/∂z) G (the Jacobian is symmetric) from ``linearise``'s data, for
+        G (N, K) or (N, ..., K) with rows per sample."""
+        raise NotImplementedError
+
     def vjp(self, z: Array, a: Array, G: Array) -> Array:
         """∂(·)/∂z from G = ∂(·)/∂a, for G (N, K) or (N, ..., K) with rows per sample."""
-        raise NotImplementedError
+        return self.apply(self.linearise(z, a), G)
 
     def jvp(self, z: Array, a: Array, V: Array) -> Array:
         """R{a} = (∂a/∂z) V for tangents V (N, ..., K); the Jacobian is symmetric, so = vjp."""
@@ -90,9 +100,13 @@ class ElementWise(OutputFunction):
     d2f: Callable[[Array, Array], Array]
     zero_curvature: bool = False
 
-    def vjp(self, z: Array, a: Array, G: Array) -> Array:
+    def linearise(self, z: Array, a: Array) -> Array:
+        """h'(z) (N, K)."""
+        return self.df(z, a)
+
+    def apply(self, lin: Array, G: Array) -> Array:
         """G ⊙ h'(z), broadcast over the rows of each sample."""
-        return G * per_sample(self.df(z, a), G)
+        return G * lin if G.ndim == 2 else G * per_sample(lin, G)
 
     def jacobian(self, z: Array, a: Array) -> Array:
         """diag(h'(z)) per sample (N, K, K)."""
@@ -116,8 +130,12 @@ class Softmax(OutputFunction):
     def f(self, z: Array) -> Array:
         return softmax(z)
 
-    def vjp(self, z: Array, a: Array, G: Array) -> Array:
-        y = per_sample(a, G)
+    def linearise(self, z: Array, a: Array) -> Array:
+        """y (N, K): the Jacobian diag(y) − y yᵀ is built from it."""
+        return a
+
+    def apply(self, lin: Array, G: Array) -> Array:
+        y = per_sample(lin, G)
         return y * (G - (G * y).sum(axis=-1, keepdims=True))
 
     def jacobian(self, z: Array, a: Array) -> Array:

@@ -85,6 +85,8 @@ class Dense:
     def split(self, rows: Array) -> tuple[Array, Array]:
         """Views of the last axis of ``rows`` (..., n_params) as (W (..., n_out, n_in), b)."""
         n_w = self.n_out * self.n_in
+        if rows.ndim == 1:  # the hot path of every gradient: plain slices
+            return rows[:n_w].reshape(self.n_out, self.n_in), rows[n_w:]
         lead = rows.shape[:-1]
         w = np.reshape(rows[..., :n_w], (*lead, self.n_out, self.n_in), copy=False)
         return w, rows[..., n_w:]
@@ -112,7 +114,7 @@ class Dense:
 
     def vjp(self, G: Array) -> Array:
         """∂(·)/∂U = G W for G = ∂(·)/∂Z of shape (N, n_out) or (N, m, n_out) (eq. 8.13)."""
-        return rows_matmul(G, self.W)
+        return G @ self.W if G.ndim == 2 else rows_matmul(G, self.W)
 
     def param_grad(self, U: Array, G: Array, out: Array) -> None:
         """Write Σ_n ∂(·)/∂θ into ``out``: ∂W = Gᵀ U, ∂b = Σ_n G (eq. 8.14–8.15).
@@ -120,11 +122,12 @@ class Dense:
         G (N, n_out) with out (n_params,), or G (N, m, n_out) (m rows per sample, a batched VJP)
         with out (m, n_params).
         """
-        w, b = self.split(out)
-        if G.ndim == 2:
-            np.matmul(G.T, U, out=w)
-            np.matmul(self._column_of_ones(G.shape[0]), G, out=b)
+        if G.ndim == 2:  # the hot path of every gradient
+            n_w = self.n_out * self.n_in
+            np.matmul(G.T, U, out=out[:n_w].reshape(self.n_out, self.n_in))
+            np.matmul(self._column_of_ones(G.shape[0]), G, out=out[n_w:])
             return
+        w, b = self.split(out)
         n = G.shape[0]
         w[...] = (G.reshape(n, -1).T @ U).reshape(w.shape)
         b[...] = G.sum(axis=0)

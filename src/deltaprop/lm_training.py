@@ -60,12 +60,13 @@ The same factor gives, free, MacKay's log evidence of the new weights under the 
 
 and ``train`` keeps the epoch of the HIGHEST evidence: ``epoch_score`` (the optimizer contract's
 ranking hook) returns −ln p(D|α, β).  The re-estimation is a fixed-point iteration that can
-settle in a poor local solution: on the diabetes data (P = 121, m = 353) the iterates pass a nearly linear solution (γ ≈ 20, the
-highest evidence) and then drift, α nearly unchanged, into one with γ ≈ 40–90 and an evidence
-lower by e^15–e^55 that predicts worse; MacKay ranks such alternative solutions by their evidence.
-Comparing L + (ℓ/2)‖w‖² across epochs, as without Bayesian regularisation, would compare
-objectives with different ℓ.  The evidence of weights short of the minimum of F is an
-underestimate (−F is lower there), so a transient state is never favoured by it.
+settle in a poor local solution: on the diabetes data (P = 121, m = 353) the iterates pass a
+nearly linear solution (γ ≈ 20, the highest evidence) and then drift, α nearly unchanged, into
+one with γ ≈ 40–90 and an evidence lower by e^15–e^55 that predicts worse; MacKay ranks such
+alternative solutions by their evidence.  Comparing L + (ℓ/2)‖w‖² across epochs, as without
+Bayesian regularisation, would compare objectives with different ℓ.  The evidence of weights
+short of the minimum of F is an underestimate (−F is lower there), so a transient state is
+never favoured by it.
 
 References
 ----------

@@ -151,7 +151,8 @@ class SquaredErrorHead(Head):
 
     def value_and_delta(self, z: Array, y: Array, t: Array,
                         c: float | None = None) -> tuple[float, Array]:
-        c = self._c(z, c)
+        if c is None:
+            c = self.normalisation(*z.shape)
         r = y - t
         value = float(0.5 * c * np.vdot(r, r))
         return value, self._delta_from(z, y, r, c)

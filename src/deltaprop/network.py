@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import check_choice, check_dtype, check_inputs, check_targets
-from .activations import OUTPUT_ACTIVATIONS, get_activation
+from .activations import OUTPUT_ACTIVATIONS, OutputFunction, get_activation
 from .layers import Activation, Dense
 from .losses import Head, make_head
 
@@ -105,10 +105,19 @@ class ForwardRecord:
         Activations a_l (N, n_l); ``a[-1]`` is the network output y.
     """
 
-    __slots__ = ("a", "inputs", "z")
+    __slots__ = ("_local", "a", "inputs", "z")
 
     def __init__(self, inputs: list[Array], z: list[Array], a: list[Array]):
         self.inputs, self.z, self.a = inputs, z, a
+        self._local: list[Array | None] = [None] * len(z)
+
+    def local(self, l: int, function: OutputFunction) -> Array:
+        """``function.linearise`` of layer l's activation (h'(z_l), or y for softmax), computed
+        on first use and kept: every backward and R-pass through this record shares it."""
+        lin = self._local[l]
+        if lin is None:
+            lin = self._local[l] = function.linearise(self.z[l], self.a[l])
+        return lin
 
     @property
     def X(self) -> Array:
@@ -236,6 +245,8 @@ class Network:
         self.params = np.empty(self.n_params, dtype=self.dtype)
         self.grad = np.zeros(self.n_params, dtype=self.dtype)
         self._columns = self._source_columns()
+        self._plan = [(layer, act.function, src)
+                      for layer, act, src in zip(dense, acts, self.sources, strict=True)]
         self._last: ForwardRecord | None = None
         self._bind_layers()
 
@@ -361,14 +372,13 @@ class Network:
     def propagate(self, X: Array) -> ForwardRecord:
         """Forward pass on VALIDATED X (see ``check_inputs``): the record of every layer."""
         states, inputs, zs = [X], [], []
-        for layer, act, src in zip(self.dense_layers, self.activations, self.sources,
-                                   strict=True):
+        for layer, function, src in self._plan:
             U = states[src[0]] if len(src) == 1 else np.concatenate(
                 [states[s] for s in src], axis=1)
             z = layer.forward(U)
             inputs.append(U)
             zs.append(z)
-            states.append(act.function.f(z))
+            states.append(function.f(z))
         return ForwardRecord(inputs, zs, states[1:])
 
     def forward_record(self, X: object) -> ForwardRecord:
@@ -395,6 +405,7 @@ class Network:
 
     # ------------------------------------------------------------------ backward
     def backward_deltas(self, record: ForwardRecord, D: Array, input_grad: bool = False,
+                        param_out: Array | None = None,
                         ) -> tuple[list[Array], list[Array | None]]:
         """Backpropagate D = ∂(·)/∂z_L through the graph of a forward record (eq. 8.13).
 
@@ -406,6 +417,9 @@ class Network:
             together (one matrix product per layer for all of them).
         input_grad : bool
             Also return ∂(·)/∂x.
+        param_out : ndarray (P,) or (m, P), optional
+            If given, Σ_n ∂(·)/∂params is written into it as each δ_l becomes available
+            (eq. 8.14–8.15): the backward pass and the parameter gradient in one loop.
 
         Returns
         -------
@@ -415,15 +429,24 @@ class Network:
             ``state_grads[s]`` = ∂(·)/∂a_s for the hidden states s = 1..L−1 (index 0: ∂/∂x,
             None unless ``input_grad``).
         """
-        n_layers = self.n_layers
+        n_layers, inputs = len(self._plan), record.inputs
+        offsets = self.offsets
         deltas: list[Array] = [D] * n_layers
         grads: list[Array | None] = [None] * n_layers
         for l in range(n_layers - 1, -1, -1):
+            layer, function, _ = self._plan[l]
             if l < n_layers - 1:
-                deltas[l] = self.activations[l].function.vjp(record.z[l], record.a[l],
-                                                             grads[l + 1])
+                deltas[l] = function.apply(record.local(l, function), grads[l + 1])
+            if param_out is not None:
+                layer.param_grad(inputs[l], deltas[l], param_out[..., offsets[l] : offsets[l + 1]]
+                                 if param_out.ndim > 1 else param_out[offsets[l] : offsets[l + 1]])
             if l > 0 or input_grad:
-                self._distribute(l, self.dense_layers[l].vjp(deltas[l]), grads, input_grad)
+                G = layer.vjp(deltas[l])
+                columns = self._columns[l]
+                if len(columns) == 1 and grads[columns[0][0]] is None:  # a chain: no copy
+                    grads[columns[0][0]] = G
+                else:
+                    self._distribute(l, G, grads, input_grad)
         return deltas, grads
 
     def _distribute(self, l: int, G: Array, grads: list[Array | None],
@@ -441,9 +464,8 @@ class Network:
 
         Returns (P,) for deltas (N, n_l), or (m, P) for m rows per sample: the batched VJP.
         """
-        lead = deltas[-1].shape[1:-1]
         if out is None:
-            out = np.empty((*lead, self.n_params), dtype=self.dtype)
+            out = np.empty((*deltas[-1].shape[1:-1], self.n_params), dtype=self.dtype)
         for l, layer in enumerate(self.dense_layers):
             layer.param_grad(record.inputs[l], deltas[l], self.layer_params(out, l))
         return out
@@ -459,9 +481,10 @@ class Network:
 
         Returns (∂(·)/∂params (P,), ∂(·)/∂x (N, n_in)); one backward pass.
         """
-        D = self.activations[-1].function.vjp(record.logits, record.output, G)
-        deltas, grads = self.backward_deltas(record, D, input_grad=True)
-        return self.param_grad(record, deltas), grads[0]
+        function = self.activations[-1].function
+        D = function.apply(record.local(self.n_layers - 1, function), G)
+        grad = np.empty(self.n_params, dtype=self.dtype)
+        return grad, self.backward_deltas(record, D, input_grad=True, param_out=grad)[1][0]
 
     def gradient(self, X: object, T: object) -> tuple[float, Array]:
         """Loss and its gradient with respect to ``params`` by backpropagation.
@@ -488,8 +511,10 @@ class Network:
     def record_gradient(self, record: ForwardRecord, T: Array, c: float | None = None,
                         ) -> tuple[float, Array]:
         """Loss and gradient of a forward record against validated T (normalisation ``c``)."""
-        value, delta = self.head.value_and_delta(record.logits, record.output, T, c)
-        return value, self.param_grad(record, self.backward_deltas(record, delta)[0])
+        value, delta = self.head.value_and_delta(record.z[-1], record.a[-1], T, c)
+        grad = np.empty(self.n_params, dtype=self.dtype)
+        self.backward_deltas(record, delta, param_out=grad)
+        return value, grad
 
     def input_gradient(self, X: object, T: object) -> Array:
         """∂L/∂X (N, n_in), by the same backward pass (Bishop & Bishop 2024 §8.1.5)."""
@@ -543,7 +568,8 @@ class Network:
             rz = layer.tangent(record.inputs[l], self.layer_params(V, l), U_dot)
             RZ.append(rz)
             if l < self.n_layers - 1:
-                RA[l + 1] = self.activations[l].function.jvp(record.z[l], record.a[l], rz)
+                function = self.activations[l].function
+                RA[l + 1] = function.apply(record.local(l, function), rz)
         return RZ, RA
 
     def _input_tangent(self, l: int, RA: list[Array | None], k: int, n: int) -> Array | None:
@@ -568,7 +594,8 @@ class Network:
         Rgrads: list[Array | None] = [None] * self.n_layers
         for l in range(self.n_layers - 1, -1, -1):
             if l < self.n_layers - 1:
-                RD = self.activations[l].function.vjp(record.z[l], record.a[l], Rgrads[l + 1])
+                function = self.activations[l].function
+                RD = function.apply(record.local(l, function), Rgrads[l + 1])
                 if curvature[l] is not None:
                     RD += curvature[l][:, None, :] * RZ[l]
             layer, V_l = self.dense_layers[l], self.layer_params(V, l)

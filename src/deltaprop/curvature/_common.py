@@ -102,7 +102,6 @@ class LossPass:
     c: float
     deltas: list[Array] = field(default_factory=list)
     curvature: list[Array | None] = field(default_factory=list)
-    _slopes: list[Array | None] = field(default_factory=list, repr=False)
 
     @property
     def z(self) -> Array:
@@ -117,13 +116,8 @@ class LossPass:
         return self.net.n_layers
 
     def slope(self, l: int) -> Array:
-        """h_l'(z_l) (N, n_l) of hidden layer l, computed once per pass."""
-        if not self._slopes:
-            self._slopes = [None] * self.n_layers
-        if self._slopes[l] is None:
-            function = self.net.activations[l].function
-            self._slopes[l] = function.df(self.record.z[l], self.record.a[l])
-        return self._slopes[l]
+        """h_l'(z_l) (N, n_l) of hidden layer l, computed once per record."""
+        return self.record.local(l, self.net.activations[l].function)
 
     def output_hessian(self) -> Array:
         """Exact ∂²L/∂z_L² per sample (N, K, K)."""

@@ -53,70 +53,76 @@ DIAGONAL_METHODS = ("exact", "gauss-newton", "becker-lecun", "hutchinson")
 
 
 # ---------------------------------------------------------------------- the graph
-def _hidden_sources(net: Network, s: int) -> list[tuple[int, slice]]:
-    """(hidden layer r, the columns of u_s holding a_r) for every hidden layer that s reads."""
-    cols = []
-    start = 0
-    for state in net.sources[s]:
-        width = net.widths[state]
-        if state > 0:
-            cols.append((state - 1, slice(start, start + width)))
-        start += width
-    return cols
+class _Graph:
+    """The network's graph as the Hessian walks it: for each layer the hidden layers it reads
+    and the layers that read it, with the weight blocks W_{s,r} (n_s, n_r) and their
+    transposes, built once per call."""
+
+    def __init__(self, net: Network):
+        self.sources: list[list[tuple[int, slice]]] = []
+        for s in range(net.n_layers):
+            cols, start = [], 0
+            for state in net.sources[s]:
+                width = net.widths[state]
+                if state > 0:
+                    cols.append((state - 1, slice(start, start + width)))
+                start += width
+            self.sources.append(cols)
+        self.consumers: list[list[tuple[int, slice]]] = [
+            [(c, cols) for c in range(r + 1, net.n_layers)
+             for q, cols in self.sources[c] if q == r] for r in range(net.n_layers)]
+        self.W = {(s, r): net.dense_layers[s].W[:, cols]
+                  for s in range(net.n_layers) for r, cols in self.sources[s]}
+        self.WT = {key: np.ascontiguousarray(W.T) for key, W in self.W.items()}
 
 
-def _consumers(net: Network, r: int) -> list[tuple[int, slice]]:
-    """(layer c, columns of u_c holding a_r) for every layer that reads hidden layer r."""
-    return [(c, cols) for c in range(r + 1, net.n_layers)
-            for q, cols in _hidden_sources(net, c) if q == r]
-
-
-def _weights(net: Network, s: int, cols: slice) -> Array:
-    """W_{s,r}: the columns of W_s that multiply one source (n_s, n_r)."""
-    return net.dense_layers[s].W[:, cols]
-
-
-def _column_pass(p: LossPass, m: int) -> tuple[list[Array | None], list[Array | None]]:
+def _column_pass(p: LossPass, m: int, graph: _Graph
+                 ) -> tuple[list[Array | None], list[Array | None]]:
     """Per-sample T_{s,m}ᵀ and K_{s,m}ᵀ (N, n_m, n_s) for s ≥ m (None below m).
 
     Transposed so that every product with a weight matrix is one matrix product over all
     samples; T_{m,m} = I is left implicit (None).
     """
-    net, n_layers = p.net, p.n_layers
+    n_layers = p.n_layers
     TT: list[Array | None] = [None] * n_layers
     for s in range(m + 1, n_layers):
-        for r, cols in _hidden_sources(net, s):
+        for r, _ in graph.sources[s]:
             if r < m:
                 continue
-            W = _weights(net, s, cols)
             if r == m:
-                term = p.slope(m)[:, :, None] * W.T
+                term = p.slope(m)[:, :, None] * graph.WT[s, r]
             else:
-                term = rows_matmul(TT[r] * p.slope(r)[:, None, :], np.ascontiguousarray(W.T))
+                term = rows_matmul(TT[r] * p.slope(r)[:, None, :], graph.WT[s, r])
             TT[s] = term if TT[s] is None else TT[s] + term
     KT: list[Array | None] = [None] * n_layers
     for s in range(n_layers - 1, m - 1, -1):
-        KT[s] = _local_curvature(p, s, TT[s], m)
-        for c, cols in _consumers(net, s):
-            if KT[c] is not None:
-                KT[s] += rows_matmul(KT[c], _weights(net, c, cols)) * p.slope(s)[:, None, :]
+        carried = None
+        for c, _ in graph.consumers[s]:
+            term = rows_matmul(KT[c], graph.W[c, s])
+            carried = term if carried is None else carried + term
+        if carried is not None:
+            carried *= p.slope(s)[:, None, :]
+        KT[s] = _add_local_curvature(p, s, TT[s], carried)
     return TT, KT
 
 
-def _local_curvature(p: LossPass, s: int, TT_s: Array | None, m: int) -> Array:
-    """(D_s T_{s,m})ᵀ (N, n_m, n_s): the curvature of layer s's own output, carried to m."""
-    n, n_s, n_m = p.z.shape[0], p.net.sizes[s + 1], p.net.sizes[m + 1]
-    if s == p.n_layers - 1:
-        C = p.output_hessian()
-        return np.ascontiguousarray(C) if TT_s is None else np.matmul(TT_s, C)
+def _add_local_curvature(p: LossPass, s: int, TT_s: Array | None,
+                         carried: Array | None) -> Array:
+    """K_{s,m}ᵀ = (D_s T_{s,m})ᵀ + ``carried`` (N, n_m, n_s): layer s's own curvature — the
+    output Hessian for the output layer (applied by the head to the rows of T_{s,m}ᵀ, as it is
+    symmetric), diag(h_s'' ⊙ ∂L/∂a_s) for a hidden one — added to what its readers carry."""
+    if s == p.n_layers - 1:  # the output layer has no readers
+        if TT_s is None:
+            return p.output_hessian()
+        return p.net.head.hess_z(p.z, p.y, p.t, TT_s, p.c)
     hg = p.curvature[s]
-    if TT_s is None:  # s = m: diag(hg) or zero
-        out = np.zeros((n, n_m, n_s), dtype=p.z.dtype)
-        if hg is not None:
-            idx = np.arange(n_s)
-            out[:, idx, idx] = hg
-        return out
-    return TT_s * hg[:, None, :] if hg is not None else np.zeros_like(TT_s)
+    if hg is not None:
+        if TT_s is None:  # s = m: T = I
+            idx = np.arange(hg.shape[1])
+            carried[:, idx, idx] += hg
+        else:
+            carried += TT_s * hg[:, None, :]
+    return carried
 
 
 def _add_pair(H: Array, p: LossPass, ell: int, m: int, CT: Array,
@@ -213,35 +219,30 @@ def _scatter_add(H: Array, R: Array, rows: tuple, cols: tuple, first: int = 0) -
         H[rb, cb] += R[:, n_w, :, -1]
 
 
-def _add_chunk(H: Array, p: LossPass) -> None:
+def _add_chunk(H: Array, p: LossPass, graph: _Graph) -> None:
     """Add one chunk's Hessian blocks (l, m ≤ l) into the lower block triangle of H."""
-    net = p.net
     for m in range(p.n_layers):
-        TT, KT = _column_pass(p, m)
+        TT, KT = _column_pass(p, m, graph)
         _add_diagonal(H, p, m, KT[m])  # K_{m,m} is symmetric per sample
         for ell in range(m + 1, p.n_layers):
             CT = np.ascontiguousarray(KT[ell].swapaxes(1, 2))  # K_{l,m} (N, n_l, n_m)
-            _add_pair(H, p, ell, m, CT, _bilinear_dense(p, ell, m, TT))
-            for r, cols in _hidden_sources(net, ell):
+            _add_pair(H, p, ell, m, CT, _bilinear_dense(p, ell, m, TT, graph))
+            for r, cols in graph.sources[ell]:
                 if r == m:
                     _add_adjacent(H, p, ell, m, cols.start)
 
 
-def _bilinear_dense(p: LossPass, ell: int, m: int, TT: list[Array | None],
+def _bilinear_dense(p: LossPass, ell: int, m: int, TT: list[Array | None], graph: _Graph,
                     ) -> tuple[int, Array] | None:
     """(first column, ∂u_l[j]/∂z_m (N, n_cols, n_m)) over the columns of u_l that hold hidden
-    layers r > m, which form one contiguous range for the chain and the cascade; None if none."""
-    parts = [(cols, TT[r]) for r, cols in _hidden_sources(p.net, ell) if r > m]
+    layers r > m, which are contiguous (the later states of u_l, for the chain and the
+    cascade alike); None if there are none."""
+    parts = [(r, cols) for r, cols in graph.sources[ell] if r > m]
     if not parts:
         return None
-    first = parts[0][0].start
-    if any(cols.start != first + sum(c.stop - c.start for c, _ in parts[:i])
-           for i, (cols, _) in enumerate(parts)):
-        raise NotImplementedError("the exact Hessian needs contiguous sources (mlp, cascade)")
-    blocks = [(TT_r * p.slope(r)[:, None, :]).swapaxes(1, 2)
-              for (r, _), (_, TT_r) in zip([(r, c) for r, c in _hidden_sources(p.net, ell)
-                                            if r > m], parts, strict=True)]
-    return first, np.ascontiguousarray(np.concatenate(blocks, axis=1))
+    blocks = [(TT[r] * p.slope(r)[:, None, :]).swapaxes(1, 2) for r, _ in parts]
+    B = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+    return parts[0][1].start, np.ascontiguousarray(B)
 
 
 def _symmetrise(H: Array, offsets: list[int]) -> None:
@@ -301,9 +302,9 @@ def hessian(net: Network, X: object, T: object, chunk_size: int | None = None) -
     chunk_size = check_chunk_size(chunk_size) or panel_chunk(net)
     n = T.shape[0]
     H = np.zeros((net.n_params, net.n_params), dtype=net.dtype)
-    c = batch_normalisation(net, n)
+    c, graph = batch_normalisation(net, n), _Graph(net)
     for rows in chunks(n, chunk_size):
-        _add_chunk(H, loss_pass(net, X[rows], T[rows], c))
+        _add_chunk(H, loss_pass(net, X[rows], T[rows], c), graph)
     _symmetrise(H, net.offsets)
     return H
 
@@ -320,7 +321,9 @@ def _diagonal_from(p: LossPass, curv: list[Array], out: Array) -> None:
 
 
 def _exact_curvatures(p: LossPass) -> list[Array]:
-    return [np.diagonal(_column_pass(p, m)[1][m], axis1=1, axis2=2) for m in range(p.n_layers)]
+    graph = _Graph(p.net)
+    return [np.diagonal(_column_pass(p, m, graph)[1][m], axis1=1, axis2=2)
+            for m in range(p.n_layers)]
 
 
 def _gauss_newton_curvatures(p: LossPass) -> list[Array]:
@@ -330,11 +333,11 @@ def _gauss_newton_curvatures(p: LossPass) -> list[Array]:
 def _becker_lecun_curvatures(p: LossPass) -> list[Array]:
     """PRML §5.4.1: c_r = h_r'² ⊙ Σ_c (c_c W_{c,r}∘W_{c,r}) + h_r'' ⊙ ∂L/∂a_r, off-diagonals
     dropped (c over the layers reading a_r)."""
+    graph = _Graph(p.net)
     out: list[Array] = [np.empty(0)] * p.n_layers
     out[-1] = np.diagonal(p.output_hessian(), axis1=1, axis2=2)
     for r in range(p.n_layers - 2, -1, -1):
-        c = sum(out[k] @ (W * W) for k, W in
-                ((k, _weights(p.net, k, cols)) for k, cols in _consumers(p.net, r)))
+        c = sum(out[k] @ (graph.W[k, r] * graph.W[k, r]) for k, _ in graph.consumers[r])
         slope = p.slope(r)
         c = c * (slope * slope)
         if p.curvature[r] is not None:
