@@ -23,7 +23,7 @@ import pytest
 
 import deltaprop
 from deltaprop import cli, datasets
-from deltaprop.estimators import load_estimator
+from deltaprop.estimator_io import load_estimator
 from deltaprop.model_io import save_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
