@@ -434,7 +434,10 @@ def _check_classes(data: Data, train_rows: Array) -> None:
 def metrics(task: str, y: Array, pred: Array) -> dict[str, Any]:
     """Rows, MSE and R² (regression, uniform average over outputs) or accuracy.
 
-    R² is None for fewer than 2 rows or a constant target column (undefined there).
+    R² is None for fewer than 2 rows or a constant target column (undefined there).  Both
+    are computed on y and pred divided by a power of two near their largest magnitude, so
+    data near 1e300 gives the exact R² and an MSE that is infinite only when the true MSE
+    exceeds float64.
     """
     from sklearn.metrics import accuracy_score, mean_squared_error, r2_score
 
@@ -444,7 +447,10 @@ def metrics(task: str, y: Array, pred: Array) -> dict[str, Any]:
     if task == "classification":
         return {"rows": n, "accuracy": float(accuracy_score(y, pred))}
     Y, P = y.reshape(n, -1), pred.reshape(n, -1)
-    mse = float(mean_squared_error(Y.ravel(), P.ravel()))
+    _, e = np.frexp(max(np.max(np.abs(Y)), np.max(np.abs(P))))
+    Y, P = np.ldexp(Y, -e), np.ldexp(P, -e)
+    with np.errstate(over="ignore"):
+        mse = float(np.ldexp(mean_squared_error(Y.ravel(), P.ravel()), 2 * e))
     r2 = None
     if n > 1:  # force_finite=False: a constant column gives nan or -inf, reported as None
         per_output = r2_score(Y, P, multioutput="raw_values", force_finite=False)
@@ -487,8 +493,8 @@ def _predict(est: Any, X: Array, source: str) -> Array:
 def _memory_error(source: str, exc: BaseException) -> CliError:
     detail = str(exc) or "an allocation failed"
     return CliError(f"{source}: not enough memory ({detail}); use smaller --hidden layers, "
-                    "fewer rows, or --solver adam or sgd, whose memory grows with the number "
-                    "of parameters rather than its square")
+                    "fewer rows, or --solver adam, sgd or gd, which store no Jacobian or "
+                    "Gauss-Newton matrix")
 
 
 # ---------------------------------------------------------------------------- train

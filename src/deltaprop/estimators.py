@@ -87,14 +87,22 @@ MIN_SCALE = float(np.finfo(np.float64).tiny)
 
 
 def _validate_data(estimator: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
-    """scikit-learn's ``validate_data`` (≥ 1.6) or the older ``_validate_data`` method."""
-    if _sk_validate_data is not None:
-        return _sk_validate_data(estimator, *args, **kwargs)
-    return estimator._validate_data(*args, **kwargs)  # pragma: no cover
+    """scikit-learn's ``validate_data`` (≥ 1.6) or the older ``_validate_data`` method.
+
+    Its finiteness check sums the data first, which overflows (inf − inf) for finite data
+    near ±1.8e308; that warning is silenced, the element-wise check that follows decides.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if _sk_validate_data is not None:
+            return _sk_validate_data(estimator, *args, **kwargs)
+        return estimator._validate_data(*args, **kwargs)  # pragma: no cover
 
 
 def _standardisation(A: Array) -> tuple[Array, Array]:
     """Column means and standard deviations of A (N, d); constant columns get scale 1.
+
+    A column is constant when its spread is within rounding of its mean (10 ε |mean|) or
+    below the smallest normal number; data in tiny units (1e-20) is not constant.
 
     Each column is divided by the power of two 2**e just above its largest magnitude before
     the mean and the squares are formed, and the results are multiplied back.  Powers of two
@@ -106,8 +114,8 @@ def _standardisation(A: Array) -> tuple[Array, Array]:
     B = np.ldexp(A, -e)  # |B| < 1
     mean = np.ldexp(B.mean(axis=0), e)
     scale = np.ldexp(B.std(axis=0), e)
-    tiny = scale <= 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))
-    scale[tiny] = 1.0
+    constant = (scale <= 10 * np.finfo(np.float64).eps * np.abs(mean)) | (scale < MIN_SCALE)
+    scale[constant] = 1.0
     return mean, scale
 
 
@@ -123,7 +131,7 @@ def _standardise(A: Array, mean: Array, scale: Array, name: str) -> Array:
             bad = ~np.isfinite(Z)
     if bad.any():
         r, c = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"`{name}` value {A[r, c]!r} at row {r}, column {c} lies beyond "
+        raise ValueError(f"`{name}` value {float(A[r, c])!r} at row {r}, column {c} lies beyond "
                          f"float64 range in training units (mean {mean[c]:.6g}, standard "
                          f"deviation {scale[c]:.6g}); it is too far outside the training data.")
     return Z

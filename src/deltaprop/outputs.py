@@ -49,14 +49,25 @@ def _destination(path: PathLike) -> Path:
     regular file or absent, in an existing folder."""
     given = Path(os.fspath(path))
     target = Path(os.path.realpath(given))
-    if target.is_dir():
+    mode = _mode(target)
+    if mode is not None and stat.S_ISDIR(mode):
         raise OutputError(given, "is a directory; give a file name.")
-    if target.exists() and not stat.S_ISREG(target.stat().st_mode):
+    if mode is not None and not stat.S_ISREG(mode):
         raise OutputError(given, "is not a regular file (a device, pipe or socket); "
                                  "give the name of a file.")
-    if not target.parent.is_dir():
+    parent = _mode(target.parent)
+    if parent is None or not stat.S_ISDIR(parent):
         raise OutputError(given, f"cannot write: folder {str(target.parent)!r} does not exist.")
     return target
+
+
+def _mode(path: Path) -> int | None:
+    """``st_mode`` of ``path``, or None where it cannot be read (absent, a name too long...);
+    writing reports the precise problem then."""
+    try:
+        return path.stat().st_mode
+    except (OSError, ValueError):
+        return None
 
 
 def _temporary_name(target: Path) -> Path:

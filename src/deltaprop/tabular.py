@@ -8,7 +8,8 @@ stripped text until a column is asked for:
 
 * :func:`numeric_matrix` reads feature or target columns as finite float64 numbers;
 * :func:`label_column` reads a class-label column exactly: integers as int64 (never through a
-  float, so 9007199254740993 stays itself), other numbers as float64, anything else as text.
+  float, so 9007199254740993 stays itself), other numbers as float64, anything else as text;
+  a label it cannot keep exactly (beyond int64) is refused.
 
 Every problem raises :class:`TableError` naming the file, the line (where the record starts)
 and the column.
@@ -31,14 +32,13 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TextIO
 
 import numpy as np
 
 Array = np.ndarray
 
-#: Integers up to this magnitude are exact in float64 (2**53).
-EXACT_FLOAT_INT = 2**53
 _INT64 = np.iinfo(np.int64)
 _NOT_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity",
                "-infinity"}
@@ -187,16 +187,18 @@ def _as_int(cell: str) -> int | None:
 def label_column(table: Table, name: str) -> Array:
     """A class-label column, kept exactly.
 
-    Returns int64 when every cell is an integer (written as one, e.g. "7", or as an exact
-    float of magnitude ≤ 2**53, e.g. "7.0"), float64 when every cell is a number, else the
-    cells as text.
+    Returns int64 when every cell is an integer, written as one ("7") or as a number whose
+    float64 value is exactly that integer ("7.0", "1e17"); float64 when some numbers are not
+    integers (scikit-learn's classifiers refuse those as "continuous"); else the cells as
+    text.
 
     Raises
     ------
     TableError
-        For an empty cell, NaN or infinity among numbers.
+        For an empty cell, or NaN, infinity or a number beyond float64 among numbers.
     LabelRangeError
-        For an integer that int64 (or, among non-integers, float64) cannot hold exactly.
+        For an integer beyond int64, or an integral number that float64 does not hold
+        exactly (e.g. "2.0000000000000001").
     """
     c = table.column_index(name)
     cells = [row[c] for row in table.rows]
@@ -213,12 +215,21 @@ def label_column(table: Table, name: str) -> Array:
         return np.array(cells)
     for r in range(len(cells)):
         _number(table, r, c)  # raises for NaN, infinity and out-of-range cells
-        if ints[r] is not None and abs(ints[r]) > EXACT_FLOAT_INT and int(values[r]) != ints[r]:
-            raise LabelRangeError(f"{table.where(r, c)}: label {cells[r]!r} cannot be kept "
-                                  "exactly among non-integer labels; write the labels as "
-                                  "text (e.g. with a letter in front)")
-    exact_ints = np.all(values == np.round(values)) and np.all(np.abs(values) <= EXACT_FLOAT_INT)
-    return values.astype(np.int64) if exact_ints else values
+    if not np.all(values == np.round(values)):
+        return values
+    return _int_labels(table, c, [_exact_int(table, r, c) for r in range(len(cells))])
+
+
+def _exact_int(table: Table, r: int, c: int) -> int:
+    """The integer that cell (r, c), an integral number, denotes; LabelRangeError unless its
+    float64 value is exactly that integer."""
+    cell = table.rows[r][c]
+    value = float(cell)
+    if Decimal(cell) != Decimal(value):
+        raise LabelRangeError(f"{table.where(r, c)}: label {cell!r} is not exactly a float64 "
+                              "number, so it cannot be kept exactly; write the labels as "
+                              "integers or text")
+    return int(value)
 
 
 def _int_labels(table: Table, c: int, ints: list[int | None]) -> Array:
