@@ -690,9 +690,11 @@ def test_predictions_to_a_file_keep_the_labels_exactly(capsys, nasty_model):
 
 
 def test_error_messages_escape_names_from_files(capsys, nasty_model, tmp_path):
-    data = write_csv(tmp_path / "other.csv", ["plain", "z"], [[1, 2]])
+    data = write_csv(tmp_path / "other.csv", [*NASTY["features"], "label\x1b[0m"],
+                     [[1, 2, 3, "unknown"]])
     status, _, err = call(capsys, "evaluate", "--model", str(nasty_model), "--data", str(data))
-    assert_one_line_error(status, err, "lacks column(s)")
+    assert_one_line_error(status, err, "'unknown' is not one of the model's classes",
+                          "ok\\x1b]0;title\\x07")
     assert _no_controls(err)
 
 

@@ -15,10 +15,11 @@ it refuse an output that names one of its inputs (through symbolic or hard links
 Examples
 --------
 >>> import os, tempfile
+>>> from pathlib import Path
 >>> from deltaprop.outputs import write_atomically
->>> path = os.path.join(tempfile.mkdtemp(), "out.txt")
+>>> path = Path(tempfile.mkdtemp()) / "out.txt"
 >>> write_atomically(path, lambda fh: fh.write(b"hello"))
->>> open(path).read(), sorted(os.listdir(os.path.dirname(path)))
+>>> path.read_text(), os.listdir(path.parent)
 ('hello', ['out.txt'])
 """
 

@@ -16,11 +16,12 @@ and the column.
 
 Examples
 --------
->>> import os, tempfile
+>>> import tempfile
+>>> from pathlib import Path
 >>> from deltaprop.tabular import read_csv, numeric_matrix, label_column
->>> path = os.path.join(tempfile.mkdtemp(), "t.csv")
->>> _ = open(path, "w").write("a,label\\n1.5,9007199254740993\\n2,3\\n")
->>> table = read_csv(path)
+>>> path = Path(tempfile.mkdtemp()) / "t.csv"
+>>> _ = path.write_text("a,label\\n1.5,9007199254740993\\n2,3\\n")
+>>> table = read_csv(str(path))
 >>> numeric_matrix(table, ["a"]).ravel().tolist(), label_column(table, "label").tolist()
 ([1.5, 2.0], [9007199254740993, 3])
 """
