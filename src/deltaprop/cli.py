@@ -426,8 +426,8 @@ def _check_classes(data: Data, train_rows: Array) -> None:
     missing = np.setdiff1d(labels, data.y[train_rows])
     if missing.size:
         raise CliError(f"{data.source}: class {missing.tolist()[0]!r} has too few rows to "
-                       "appear in "
-                       "the training split; add rows or lower --val-split/--test-split")
+                       "appear in the training split; add rows or lower "
+                       "--val-split/--test-split")
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -435,9 +435,9 @@ def metrics(task: str, y: Array, pred: Array) -> dict[str, Any]:
     """Rows, MSE and R² (regression, uniform average over outputs) or accuracy.
 
     R² is None for fewer than 2 rows or a constant target column (undefined there).  Both
-    are computed on y and pred divided by a power of two near their largest magnitude, so
-    data near 1e300 gives the exact R² and an MSE that is infinite only when the true MSE
-    exceeds float64.
+    are computed on y and pred divided by a power of two near their largest magnitude (the
+    same numbers, as powers of two commute with rounding), so data near 1e300 gives its R²
+    and an MSE that is infinite only when the true MSE exceeds float64.
     """
     from sklearn.metrics import accuracy_score, mean_squared_error, r2_score
 
@@ -476,10 +476,10 @@ def _print_json(document: dict[str, Any]) -> None:
 
 
 def _emit(*lines: str) -> None:
-    """Print text lines for a person, strings from files escaped (:func:`printable`)."""
+    """Print text lines for a person, strings from files escaped (:func:`printable`; a
+    newline inside a name shows as ``\x0a``)."""
     for line in lines:
-        for part in line.split("\n"):
-            print(printable(part))
+        print(printable(line))
 
 
 def _predict(est: Any, X: Array, source: str) -> Array:

@@ -177,7 +177,14 @@ def _net_from_state(state: Mapping[str, Any]) -> Network:
 
 # ---------------------------------------------------------------------- the shared base
 class BaseMLP(BaseEstimator):
-    """Parameters, fitting and persistence shared by the regressor and the classifier."""
+    """Parameters, fitting and persistence shared by the regressor and the classifier.
+
+    Not used directly: a subclass sets ``task`` and ``head`` and the target encoding
+    (``network_targets``, the scaling or the classes).  Public methods besides
+    scikit-learn's: ``network_inputs`` / ``network_targets`` (raw data as the fitted network
+    sees it), ``from_network`` (a fitted estimator around a trained network, as model files
+    use), ``save`` / ``load``.
+    """
 
     _parameter_constraints: dict[str, list[Any]] = {  # noqa: RUF012 (scikit-learn's idiom)
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
