@@ -431,6 +431,9 @@ def test_declared_sizes_larger_than_the_file_are_refused(saved, tmp_path):
 def test_the_json_document_is_capped(saved, monkeypatch):
     monkeypatch.setattr(deltaprop.model_io, "MAX_DOCUMENT_BYTES", 100)
     _refused(saved[0], "its JSON document holds .* bytes, more than the 100")
+    with pytest.raises(ValueError, match="more than the 100 a model file may hold"):
+        save_model(saved[0].with_name("big.npz"), _net(), {"note": "x" * 100})
+    assert not saved[0].with_name("big.npz").exists()
 
 
 def test_duplicate_member_names_are_refused(saved, tmp_path):

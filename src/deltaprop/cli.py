@@ -566,6 +566,8 @@ def _save_trained(path: str, data: Data, est: Any, report: dict[str, Any]) -> No
                        target_names=data.target_names, extra=extra)
     except ModelFileError as exc:
         raise CliError(f"--out {exc}") from exc
+    except ValueError as exc:  # names or metadata that a model file cannot hold
+        raise CliError(f"--out {path}: {exc}") from exc
 
 
 def _print_train_text(report: dict[str, Any], data: Data) -> None:

@@ -79,9 +79,10 @@ _TOP_KEYS = ("format", "format_version", "architecture", "metadata")
 _ARCH_KEYS = ("sizes", "hidden_activations", "output_activation", "loss", "dtype")
 _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_WIDTH = 10**7
-#: The largest JSON document a model file may hold, in bytes (a model's loss curves of
-#: 10 001 epochs and the names and scaling of 100 000 features take a few MB).
-MAX_DOCUMENT_BYTES = 64 * 2**20
+#: The largest JSON document a model file may hold, in bytes.  An estimator's loss curves of
+#: 10 001 epochs take under 1 MB and the names and scaling of 100 000 features about 6 MB;
+#: parsing the largest document allowed takes at most a few hundred MB of Python objects.
+MAX_DOCUMENT_BYTES = 16 * 2**20
 _COMPRESSION_NAMES = {zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
                       zipfile.ZIP_LZMA: "lzma"}
 
@@ -210,7 +211,7 @@ def save_model(path: PathLike, net: Network, metadata: Mapping[str, Any] | None 
     ------
     ValueError
         If ``net`` is not a Network, holds non-finite parameters, or ``metadata`` cannot be
-        stored as JSON.
+        stored as JSON or takes more than ``MAX_DOCUMENT_BYTES`` as JSON.
     ModelFileError
         If the file cannot be written (a directory, a missing folder, no permission...).
     """
@@ -226,8 +227,12 @@ def save_model(path: PathLike, net: Network, metadata: Mapping[str, Any] | None 
         "architecture": architecture(net),
         "metadata": to_jsonable(dict(metadata or {})),
     }
-    text = json.dumps(document, allow_nan=False, ensure_ascii=False)
-    arrays = {JSON_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
+    raw = json.dumps(document, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"`metadata` takes {len(raw)} bytes as JSON, more than the "
+                         f"{MAX_DOCUMENT_BYTES} a model file may hold; refusing to save a "
+                         "model that would not load back.")
+    arrays = {JSON_KEY: np.frombuffer(raw, dtype=np.uint8)}
     for i, layer in enumerate(net.dense_layers):
         arrays[f"W{i}"] = np.array(layer.W, dtype=net.dtype)
         arrays[f"b{i}"] = np.array(layer.b, dtype=net.dtype)
