@@ -476,7 +476,7 @@ def test_ctrl_c_saves_the_best_model_so_far(work, diabetes_csv):
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     stderr = (seen + stderr).decode()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, (proc.returncode, stderr[-3000:])
     assert "deltaprop: interrupted: saved the best model so far" in stderr
     assert "Traceback" not in stderr
     assert "stop reason: interrupted" in stdout.decode()
@@ -510,7 +510,7 @@ def test_sigterm_saves_the_best_model_so_far(work):
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     stderr = (seen + stderr).decode()
-    assert proc.returncode == 143, stderr
+    assert proc.returncode == 143, (proc.returncode, stderr[-3000:])
     assert "deltaprop: terminated: saved the best model so far" in stderr
     assert "Traceback" not in stderr and "stop reason: interrupted" in stdout.decode()
     est, info = load_estimator(out)
