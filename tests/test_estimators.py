@@ -354,3 +354,31 @@ def test_trainbr_on_diabetes_beats_sklearn_lbfgs():
           f"sklearn lbfgs R² {theirs.mean():.3f} {np.round(theirs, 3)}")
     assert ours.mean() >= 0.46
     assert ours.mean() > theirs.mean()
+
+
+def test_a_half_written_last_epoch_is_dropped(rng, monkeypatch, tmp_path):
+    """Ctrl-C inside train's bookkeeping can leave History columns of unequal length (and a
+    validation score short); the estimator keeps the complete rows, so it can be saved."""
+    import deltaprop.estimators as module
+
+    real_train = module.train
+
+    def ragged_train(*args, callbacks, **kwargs):
+        history = real_train(*args, callbacks=callbacks, **kwargs)
+        history.epoch.append(history.epoch[-1] + 1)  # the next row, cut after its epoch
+        return history
+
+    def unscored_train(*args, callbacks, **kwargs):  # cut before the last epoch's score
+        return real_train(*args, callbacks=[lambda e, h, n: e < 40 and callbacks[0](e, h, n)],
+                          **kwargs)
+
+    X, y = _regression(rng)
+    for fake in (ragged_train, unscored_train):
+        monkeypatch.setattr(module, "train", fake)
+        est = MLPRegressor(**FAST, early_stopping=True, n_iter_no_change=1000).fit(X, y)
+        h = est.history_
+        assert len(h.epoch) == len(h.loss) == len(h.seconds) == 41 and est.n_iter_ == 40
+        assert len(est.validation_scores_) == 40 == len(est.loss_curve_)
+        assert np.isnan(est.validation_scores_[-1]) == (fake is unscored_train)
+        est.save(tmp_path / "m.npz")  # a summary that loads back
+        assert MLPRegressor.load(tmp_path / "m.npz").n_iter_ == 40

@@ -148,6 +148,21 @@ def _unstandardise(Z: Array, mean: Array, scale: Array) -> Array:
     return A
 
 
+def _whole_rows(history: History, scores: list[float] | None) -> History:
+    """``history`` cut to the rows that every column holds, and the validation ``scores``
+    (``scores[e - 1]`` for epoch e) to match, NaN for an epoch whose score is missing: a
+    KeyboardInterrupt inside ``train``'s bookkeeping can leave the last row half-written."""
+    columns = [history.epoch, history.loss, history.val_loss, history.grad_norm,
+               history.step, history.seconds, *history.extras.values()]
+    n = min(len(column) for column in columns)
+    for column in columns:
+        del column[n:]
+    if scores is not None:
+        del scores[max(n - 1, 0):]
+        scores.extend([np.nan] * (n - 1 - len(scores)))
+    return history
+
+
 def _checked_scaling(mean: object, scale: object, n: int, name: str) -> tuple[Array, Array]:
     """Means and scales (n,) that standardisation may use; ValueError naming what is wrong."""
     mean = np.asarray(mean, dtype=np.float64)
@@ -366,10 +381,12 @@ class BaseMLP(BaseEstimator):
         solver = self._solver()
         max_iter = solver.default_max_iter if self.max_iter is None else self.max_iter
         optimizer = solver.optimizer(float(self.learning_rate_init), float(self.l2))
-        return train(net, X, T, optimizer=optimizer, epochs=int(max_iter),
-                     batch_size=solver.batch_size(X.shape[0], self.batch_size), validation=val,
-                     min_grad=float(self.tol), patience=int(self.n_iter_no_change),
-                     seed=seed, callbacks=callbacks, progress=bool(self.verbose))
+        history = train(net, X, T, optimizer=optimizer, epochs=int(max_iter),
+                        batch_size=solver.batch_size(X.shape[0], self.batch_size),
+                        validation=val, min_grad=float(self.tol),
+                        patience=int(self.n_iter_no_change), seed=seed, callbacks=callbacks,
+                        progress=bool(self.verbose))
+        return _whole_rows(history, scores)
 
     def _score_callback(self, X_val: Array, T_val: Array,
                         scores: list[float]) -> Callable[..., bool]:
