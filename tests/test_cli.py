@@ -8,6 +8,7 @@ are repeated through a subprocess to prove that nothing else reaches the termina
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -23,7 +24,7 @@ import pytest
 
 import deltaprop
 from deltaprop import cli, datasets
-from deltaprop.estimators import load_estimator
+from deltaprop.estimator_io import load_estimator
 from deltaprop.model_io import save_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -475,7 +476,7 @@ def test_ctrl_c_saves_the_best_model_so_far(work, diabetes_csv):
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     stderr = (seen + stderr).decode()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, (proc.returncode, stderr[-3000:])
     assert "deltaprop: interrupted: saved the best model so far" in stderr
     assert "Traceback" not in stderr
     assert "stop reason: interrupted" in stdout.decode()
@@ -492,3 +493,282 @@ def test_trainbr_reports_validation_rows_but_stops_on_the_evidence(diabetes_csv,
     report = json.loads(capsys.readouterr().out)
     assert report["stop_reason"] != "validation stopped improving"
     assert report["metrics"]["validation"]["rows"] > 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM to a child process is POSIX")
+def test_sigterm_saves_the_best_model_so_far(work):
+    """SIGTERM exited 143 and saved nothing (issue 13, item 8): now as Ctrl-C, status 143."""
+    out = work / "terminated.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deltaprop", "train", "--solver", "sgd", "--epochs", "100000000",
+         "--val-split", "0", "--out", str(out)], cwd=work, env=CHILD_ENV, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    seen, deadline = b"", time.monotonic() + 60
+    while b"epoch" not in seen and time.monotonic() < deadline:
+        seen += os.read(proc.stderr.fileno(), 4096)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    stderr = (seen + stderr).decode()
+    assert proc.returncode == 143, (proc.returncode, stderr[-3000:])
+    assert "deltaprop: terminated: saved the best model so far" in stderr
+    assert "Traceback" not in stderr and "stop reason: interrupted" in stdout.decode()
+    est, info = load_estimator(out)
+    assert info["training"]["stop_reason"] == "interrupted" and est.n_iter_ > 0
+    assert [p.name for p in work.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_signal_while_the_model_is_saved_waits_for_the_save():
+    signals = cli.Signals()
+    with signals.deferred():
+        signals.handle(signal.SIGTERM, None)  # noted, not raised
+    assert signals.received == signal.SIGTERM
+    signals.handle(signal.SIGINT, None)  # a later signal: noted only
+    fresh = cli.Signals()
+    with pytest.raises(KeyboardInterrupt) as info:
+        fresh.handle(signal.SIGTERM, None)
+    assert info.value.signum == signal.SIGTERM
+
+
+# ---------------------------------------------------------------------- hardening (issue 13)
+@pytest.fixture
+def inputs(tmp_path, model, diabetes_csv) -> dict[str, Path]:
+    """Private copies of a model and its CSV, with a symbolic and a hard link to each."""
+    paths = {"model": tmp_path / "m.npz", "data": tmp_path / "d.csv"}
+    shutil.copy(model, paths["model"])
+    shutil.copy(diabetes_csv, paths["data"])
+    for name in ("model", "data"):
+        (tmp_path / f"sym_{name}").symlink_to(paths[name])
+        os.link(paths[name], tmp_path / f"hard_{name}")
+        paths[f"sym_{name}"], paths[f"hard_{name}"] = (tmp_path / f"sym_{name}",
+                                                       tmp_path / f"hard_{name}")
+    for kind in ("eigenvalues", "loss"):  # --plot PREFIX would write PREFIX_KIND.png
+        (tmp_path / f"plot_{kind}.png").symlink_to(paths["data"])
+    paths["plot"] = tmp_path / "plot"
+    return paths
+
+
+@pytest.mark.parametrize("argv", [
+    ["predict", "--model", "{model}", "--data", "{data}", "--out", "{model}"],
+    ["predict", "--model", "{model}", "--data", "{data}", "--out", "{data}"],
+    ["predict", "--model", "{model}", "--data", "{data}", "--out", "{sym_model}"],
+    ["predict", "--model", "{model}", "--data", "{data}", "--out", "{hard_data}"],
+    ["predict", "--model", "{sym_model}", "--data", "{data}", "--out", "{model}"],
+    ["train", "--data", "{data}", "--target", "progression", "--out", "{data}"],
+    ["train", "--data", "{data}", "--target", "progression", "--out", "{hard_data}"],
+    ["train", "--data", "{data}", "--target", "progression", "--plot", "{plot}"],
+    ["inspect", "--model", "{model}", "--data", "{data}", "--plot", "{plot}"],
+])
+def test_an_output_that_names_an_input_is_refused(capsys, inputs, argv):
+    """These replaced the input (issue 13, item 3)."""
+    before = {name: path.read_bytes() for name, path in inputs.items() if name != "plot"}
+    status, _, err = call(capsys, *[a.format(**inputs) for a in argv])
+    assert_one_line_error(status, err, "is the same file as", "refusing to overwrite an input")
+    assert {name: path.read_bytes() for name, path in inputs.items() if name != "plot"} == before
+
+
+def test_train_checks_out_and_plot_before_training(capsys, tmp_path, small_csv, monkeypatch):
+    """A folder that cannot take the file was found only after training (issue 13, item 4)."""
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(deltaprop.estimators.MLPRegressor, "fit", no_training)
+    long = tmp_path / ("x" * 300)
+    for option in ("--out", "--plot"):
+        status, _, err = call(capsys, "train", "--data", str(small_csv), "--target", "y",
+                              option, str(long))
+        assert_one_line_error(status, err, option, "File name too long")
+    status, _, err = call(capsys, "train", "--data", str(small_csv), "--target", "y", "--out",
+                          str(tmp_path / "m.npz"), "--plot", str(tmp_path / "m.npz")[:-8])
+    assert status == 1 and "training started" in err  # the checks passed; training began
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_train_refuses_a_read_only_folder_before_training(capsys, tmp_path, small_csv):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        status, _, err = call(capsys, "train", "--data", str(small_csv), "--target", "y",
+                              "--out", str(folder / "m.npz"))
+    finally:
+        folder.chmod(0o700)
+    assert_one_line_error(status, err, "--out", "Permission denied")
+
+
+def test_predict_out_is_atomic_on_a_full_disk(capsys, tmp_path, model, diabetes_csv,
+                                              monkeypatch):
+    """A full disk left a truncated predictions file (issue 13, item 4)."""
+    out = tmp_path / "preds.csv"
+    out.write_text("the previous predictions\n")
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(deltaprop.outputs.os, "fsync", no_space)
+    status, _, err = call(capsys, "predict", "--model", str(model), "--data",
+                          str(diabetes_csv), "--out", str(out))
+    assert_one_line_error(status, err, "--out", "No space left on device")
+    assert out.read_text() == "the previous predictions\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is Linux's")
+def test_a_network_too_big_for_memory_is_one_line_exit_2(work):
+    """--hidden 3000,3000 ended in "internal error: MemoryError" (issue 13, item 8)."""
+    import resource
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    done = subprocess.run([sys.executable, "-m", "deltaprop", "train", "--hidden", "3000,3000",
+                           "--epochs", "1", "--quiet"], cwd=work, env=CHILD_ENV,
+                          preexec_fn=limit_memory, capture_output=True, text=True, timeout=300)
+    assert_one_line_error(done.returncode, done.stderr, "memory")
+    assert "internal error" not in done.stderr
+
+
+@pytest.mark.parametrize("error", [MemoryError("Unable to allocate 21.0 GiB"),
+                                   type("TooBig", (ValueError, MemoryError), {})("P = 9e6")])
+def test_memory_errors_of_inspect_are_one_line_exit_2(capsys, model, diabetes_csv,
+                                                     monkeypatch, error):
+    def too_big(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli, "hessian_spectrum", too_big)
+    status, _, err = call(capsys, "inspect", "--model", str(model), "--data", str(diabetes_csv))
+    assert_one_line_error(status, err, "not enough memory", str(error))
+
+
+NASTY = {"features": ["plain", "red\x1b[31m", "rtl\u202eevil"],
+         "classes": ["ok\x1b]0;title\x07", "csi\x9b2J"]}
+
+
+@pytest.fixture
+def nasty_model(tmp_path) -> Path:
+    """A classifier whose feature names and class labels hold terminal controls."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.where(X[:, 0] > 0, *NASTY["classes"])
+    est = deltaprop.MLPClassifier((3,), solver="adam", max_iter=5, random_state=0).fit(X, y)
+    path = tmp_path / "nasty.npz"
+    deltaprop.save_estimator(est, path, feature_names=NASTY["features"],
+                             target_names=["label\x1b[0m"])
+    write_csv(tmp_path / "nasty.csv", [*NASTY["features"], "label\x1b[0m"],
+              [[*map(repr, x.tolist()), c] for x, c in zip(X, y, strict=True)])
+    return path
+
+
+def _no_controls(text: str) -> bool:
+    return all(c.isprintable() or c == "\n" for c in text)
+
+
+def test_strings_from_files_are_escaped_on_the_terminal(capsys, nasty_model, monkeypatch):
+    """A crafted feature name's escape sequence reached the terminal raw (issue 13, item 9)."""
+    status, out, _ = call(capsys, "inspect", "--model", str(nasty_model))
+    assert status == 0 and _no_controls(out)
+    assert "red\\x1b[31m" in out and "csi\\x9b2J" in out and "rtl\\u202eevil" in out
+    status, out, _ = call(capsys, "inspect", "--model", str(nasty_model), "--json")
+    assert status == 0 and _no_controls(out)
+    doc = json.loads(out)
+    assert doc["features"] == NASTY["features"] and doc["classes"] == sorted(NASTY["classes"])
+    data = nasty_model.with_suffix(".csv")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    status, out, _ = call(capsys, "predict", "--model", str(nasty_model), "--data", str(data))
+    assert status == 0 and _no_controls(out) and "label\\x1b[0m" in out
+
+
+def test_predictions_to_a_file_keep_the_labels_exactly(capsys, nasty_model):
+    data, out = nasty_model.with_suffix(".csv"), nasty_model.with_name("preds.csv")
+    status, _, _ = call(capsys, "predict", "--model", str(nasty_model), "--data", str(data),
+                        "--out", str(out))
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert status == 0 and rows[0] == ["label\x1b[0m"]
+    assert set(r[0] for r in rows[1:]) <= set(NASTY["classes"])
+
+
+def test_error_messages_escape_names_from_files(capsys, nasty_model, tmp_path):
+    data = write_csv(tmp_path / "other.csv", [*NASTY["features"], "label\x1b[0m"],
+                     [[1, 2, 3, "unknown"]])
+    status, _, err = call(capsys, "evaluate", "--model", str(nasty_model), "--data", str(data))
+    assert_one_line_error(status, err, "'unknown' is not one of the model's classes",
+                          "ok\\x1b]0;title\\x07")
+    assert _no_controls(err)
+
+
+def _rewrite_meta(src: Path, dst: Path, change) -> Path:
+    return _rewrite(src, dst, lambda doc: change(doc["metadata"]))
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda m: m["training"].update(gamma="abc"), "'gamma'"),
+    (lambda m: m["params"].update(hidden_layer_sizes=[3]), "hidden_layer_sizes"),
+    (lambda m: m.update(feature_names=["age"] * 10), "twice"),
+    (lambda m: m.update(target_names=[]), "target_names"),
+    (lambda m: m.update(extra=[]), "'extra'"),
+    (lambda m: m["extra"].update(metrics={"test": {"rows": "many"}}), "metrics"),
+    (lambda m: m.update(x_scale=[1e-320] * 10), "x_scale"),
+])
+@pytest.mark.parametrize("command", ["inspect", "evaluate", "predict"])
+def test_contradicting_metadata_is_one_line_exit_2(capsys, tmp_path, model, diabetes_csv,
+                                                    change, fragment, command):
+    """These crashed inspect/evaluate/predict with exit 1 (issue 13, item 6)."""
+    bad = _rewrite_meta(model, tmp_path / "bad.npz", change)
+    argv = [command, "--model", str(bad)]
+    argv += [] if command == "inspect" else ["--data", str(diabetes_csv)]
+    status, _, err = call(capsys, *argv)
+    if fragment == "metrics" and command != "inspect":
+        assert status == 0  # only inspect shows the stored metrics
+        return
+    assert_one_line_error(status, err, "bad.npz", fragment)
+
+
+def test_big_integer_labels_are_predicted_exactly(capsys, tmp_path):
+    """9007199254740993 was printed as 9007199254740992, 1e20 as a negative (item 7)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 2))
+    labels = np.where(X[:, 0] > 0, "9007199254740993", "9007199254740992")
+    data = write_csv(tmp_path / "big.csv", ["a", "b", "id"],
+                     [[a, b, c] for (a, b), c in zip(X.tolist(), labels, strict=True)])
+    out = tmp_path / "big.npz"
+    status, text, _ = call(capsys, "train", "--data", str(data), "--target", "id", "--task",
+                           "classification", "--solver", "adam", "--epochs", "50", "--quiet",
+                           "--json", "--out", str(out))
+    assert status == 0
+    assert json.loads(text)["classes"] == [9007199254740992, 9007199254740993]
+    status, text, _ = call(capsys, "predict", "--model", str(out), "--data", str(data))
+    assert set(text.split()[1:]) == {"9007199254740992", "9007199254740993"}
+    floats = write_csv(tmp_path / "floats.csv", ["a", "b", "id"],
+                       [[a, b, "1e20" if a > 0 else "2"] for a, b in X.tolist()])
+    status, _, err = call(capsys, "train", "--data", str(floats), "--target", "id", "--task",
+                          "classification", "--solver", "adam", "--epochs", "5", "--quiet")
+    assert_one_line_error(status, err, "line ", "'1e20' is beyond the 64-bit range")
+    status, text, _ = call(capsys, "train", "--data", str(floats), "--target", "id",
+                           "--solver", "adam", "--epochs", "5", "--quiet", "--json")
+    assert status == 0 and json.loads(text)["task"] == "regression"  # auto: numbers
+
+
+def test_an_unterminated_quote_is_reported_where_it_opens(capsys, tmp_path):
+    path = tmp_path / "quote.csv"
+    path.write_text('a,b,y\n1,"2,3\n' + "".join(f"{i},{i},{i}\n" for i in range(60)))
+    status, _, err = call(capsys, "train", "--data", str(path), "--target", "y")
+    assert_one_line_error(status, err, "line 2, column 'b'", "never closed")
+
+
+def test_huge_numbers_train_save_and_predict(capsys, tmp_path, small_csv):
+    """X·1e200 trained nothing and saved a model that could not be loaded (item 2)."""
+    table = list(csv.reader(io.StringIO(small_csv.read_text())))
+    rows = [[repr(float(a) * 1e200), repr(float(b) * 1e200), repr(float(y) * 1e300)]
+            for a, b, y in table[1:]]
+    data = write_csv(tmp_path / "huge.csv", table[0], rows)
+    out = tmp_path / "huge.npz"
+    status, _, err = call(capsys, "train", "--data", str(data), "--target", "y", "--solver",
+                          "lm", "--epochs", "20", "--quiet", "--out", str(out))
+    assert status == 0, err
+    status, text, _ = call(capsys, "predict", "--model", str(out), "--data", str(data))
+    assert status == 0
+    pred = np.array([float(v) for v in text.split()[1:]])
+    truth = np.array([float(r[2]) for r in rows])
+    assert np.all(np.isfinite(pred)) and np.corrcoef(pred / 1e300, truth / 1e300)[0, 1] > 0.9

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import pickle
 
 import numpy as np
@@ -18,15 +17,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-import deltaprop
-from deltaprop.estimators import (
-    DEFAULT_MAX_ITER,
-    MLPClassifier,
-    MLPRegressor,
-    load_estimator,
-    save_estimator,
-)
-from deltaprop.model_io import ModelFileError, save_model
+from deltaprop.estimators import MLPClassifier, MLPRegressor, _standardisation
+from deltaprop.solvers import DEFAULT_MAX_ITER
 
 # Small, fast instances: the checks test the estimator protocol, not the optimizer.
 FAST = {"hidden_layer_sizes": (8,), "solver": "adam", "learning_rate_init": 0.05,
@@ -209,83 +201,117 @@ def test_pickle_and_deepcopy_keep_a_working_network(rng):
         np.testing.assert_array_equal(other.net_.dense_layers[0].W, 0.0)
 
 
-# ---------------------------------------------------------------------- model files
-def test_round_trip_regressor(rng, tmp_path):
+# ---------------------------------------------------------------------- overflow
+@pytest.mark.parametrize("factor", [1e200, 1e300, 1.7e308])
+def test_huge_inputs_standardise_without_overflow(rng, factor):
+    """X·1e200 gave x_scale_ = inf, dropped every feature and 'trained' (issue 13, item 2)."""
+    X, y = _regression(rng)
+    est = MLPRegressor(**FAST).fit(X, y)
+    huge = MLPRegressor(**FAST).fit(X * factor, y)
+    assert np.all(np.isfinite(huge.x_scale_)) and np.all(huge.x_scale_ > 0)
+    assert huge.n_iter_ == est.n_iter_
+    np.testing.assert_allclose(huge.net_.params, est.net_.params, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(huge.predict(X * factor), est.predict(X), rtol=1e-6, atol=1e-9)
+
+
+def test_huge_targets_predict_finite_numbers(rng):
+    """y·1e300 predicted ±inf."""
+    X, y = _regression(rng)
+    est = MLPRegressor(**FAST).fit(X, y)
+    huge = MLPRegressor(**FAST).fit(X, y * 1e300)
+    pred = huge.predict(X)
+    assert np.all(np.isfinite(pred))
+    np.testing.assert_allclose(pred, est.predict(X) * 1e300, rtol=1e-6)
+
+
+def test_data_near_the_float64_limit_with_both_signs(rng):
+    X = np.array([[1.7e308], [-1.7e308], [0.0], [1e308]])
+    est = MLPRegressor((2,), solver="adam", max_iter=3, random_state=0).fit(X, [1.0, 2, 3, 4])
+    assert np.all(np.isfinite(est.x_scale_)) and np.all(np.isfinite(est.predict(X)))
+
+
+def test_standardisation_gives_the_textbook_bits_on_ordinary_data(rng):
+    for scale in (1.0, 1e3, 1e-3, 7.3, 1e100):
+        A = rng.normal(size=(200, 4)) * scale + 3 * scale
+        mean, std = _standardisation(A)
+        np.testing.assert_array_equal(mean, A.mean(axis=0))
+        np.testing.assert_array_equal(std, A.std(axis=0))
+
+
+def test_a_prediction_beyond_float64_is_an_error_not_inf(rng):
+    X, y = _regression(rng)
+    est = MLPRegressor(**FAST).fit(X, y * 1e300)
+    est.y_scale_[:] = 1e308
+    est.intercepts_[-1][:] = 100.0  # the network's output, far beyond the training range
+    with pytest.raises(ValueError, match="prediction for row 0, output 0 overflows float64"):
+        est.predict(X)
+
+
+@pytest.mark.parametrize("factor", [1e-20, 1e-300])
+def test_tiny_units_are_not_constant_columns(rng, factor):
+    """Spreads below 2.2e-15 were taken for constant columns and left unscaled."""
+    X, y = _regression(rng)
+    est = MLPRegressor(**FAST).fit(X, y)
+    tiny = MLPRegressor(**FAST).fit(X * factor, y * factor)
+    np.testing.assert_allclose(tiny.x_scale_, est.x_scale_ * factor, rtol=1e-12)
+    np.testing.assert_allclose(tiny.net_.params, est.net_.params, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(tiny.predict(X * factor), est.predict(X) * factor, rtol=1e-6)
+
+
+def test_inputs_too_far_from_the_training_data_are_named(rng):
+    X, y = _regression(rng)
+    est = MLPRegressor(**FAST).fit(X * 1e-300, y)
+    with pytest.raises(ValueError, match=r"`X` value 1e\+300 at row 0, column 0 lies beyond"):
+        est.predict(np.full((1, 3), 1e300))
+
+
+# ---------------------------------------------------------------------- public methods
+def test_coefs_and_intercepts_are_views_of_the_network(rng):
+    X, y = _regression(rng)
+    est = MLPRegressor(**FAST).fit(X, y)
+    assert [c.shape for c in est.coefs_] == [(3, 8), (8, 1)]
+    np.testing.assert_array_equal(est.coefs_[0], est.net_.dense_layers[0].W.T)
+    before = est.predict(X)
+    est.coefs_[1][:] = 0.0
+    est.intercepts_[1][:] = 0.0
+    np.testing.assert_allclose(est.predict(X), est.y_mean_[0])
+    assert not np.allclose(before, est.predict(X))
+    for other in (pickle.loads(pickle.dumps(est)), copy.deepcopy(est)):
+        other.coefs_[0][:] = 1.0
+        np.testing.assert_array_equal(other.net_.dense_layers[0].W, 1.0)
+        assert not np.array_equal(est.net_.dense_layers[0].W, 1.0)
+
+
+def test_network_inputs_and_targets(rng):
     X, Y = _regression(rng, n_out=2)
     est = MLPRegressor(**FAST).fit(X, Y)
-    path = tmp_path / "reg.npz"
-    save_estimator(est, path, feature_names=["a", "b", "c"], target_names=["u", "v"],
-                   extra={"note": "hi"})
-    loaded, info = load_estimator(path)
-    assert isinstance(loaded, MLPRegressor)
-    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
-    assert loaded.get_params() == {**est.get_params(), "hidden_layer_sizes": [8]}
-    assert (info["feature_names"], info["target_names"]) == (["a", "b", "c"], ["u", "v"])
-    assert info["extra"] == {"note": "hi"} and info["task"] == "regression"
-    assert info["training"]["stop_reason"] == est.stop_reason_
-    assert loaded.loss_curve_ == est.loss_curve_ and loaded.n_iter_ == est.n_iter_
+    np.testing.assert_allclose(est.network_inputs(X), (X - est.x_mean_) / est.x_scale_)
+    np.testing.assert_allclose(est.network_targets(Y), (Y - est.y_mean_) / est.y_scale_)
+    with pytest.raises(ValueError, match="`y_val` has 1 target columns; y has 2"):
+        est.network_targets(Y[:, 0], "y_val")
+    Xb, yb = _blobs(rng)
+    clf = MLPClassifier(**FAST).fit(Xb, yb)
+    assert clf.network_targets(["c", "a"]).tolist() == [2, 0]
 
 
-def test_round_trip_classifier_methods(rng, tmp_path):
-    X, y = _blobs(rng)
-    clf = MLPClassifier(**FAST).fit(X, y)
-    clf.save(tmp_path / "clf.npz")
-    loaded = MLPClassifier.load(tmp_path / "clf.npz")
-    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
-    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
-    assert loaded.classes_.tolist() == ["a", "b", "c"]
-    with pytest.raises(ModelFileError, match="not a MLPRegressor"):
-        MLPRegressor.load(tmp_path / "clf.npz")
-
-
-def test_long_curves_are_thinned_in_model_files(rng, tmp_path, monkeypatch):
-    monkeypatch.setattr(deltaprop.estimators, "MAX_CURVE_POINTS", 11)
+def test_from_network_checks_what_the_network_says(rng):
     X, y = _regression(rng)
-    est = MLPRegressor(**{**FAST, "max_iter": 100}, early_stopping=True,
-                       n_iter_no_change=1000).fit(X, y)
-    save_estimator(est, tmp_path / "m.npz")
-    loaded, info = load_estimator(tmp_path / "m.npz")
-    assert info["training"]["curve_epochs"] == list(range(0, 101, 10))
-    assert loaded.history_.epoch == list(range(0, 101, 10)) and loaded.n_iter_ == 100
-    assert loaded.loss_curve_ == [est.loss_curve_[e - 1] for e in range(10, 101, 10)]
-    assert loaded.validation_scores_ == [est.validation_scores_[e - 1]
-                                         for e in range(10, 101, 10)]
-    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
-
-
-def _rewrite_metadata(src, dst, change):
-    """Copy a model file, applying ``change`` to its metadata dict."""
-    with np.load(src, allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
-    document = json.loads(arrays["model"].tobytes())
-    change(document["metadata"])
-    arrays["model"] = np.frombuffer(json.dumps(document).encode(), dtype=np.uint8)
-    np.savez(dst, **arrays)
-
-
-@pytest.mark.parametrize("change, match", [
-    (lambda m: m.update(x_scale=[1.0]), "x_scale"),
-    (lambda m: m.update(x_scale=[0.0, 1.0, 1.0]), "x_scale' must be positive"),
-    (lambda m: m.update(classes=["a", "a", "b"]), "classes"),
-    (lambda m: m.update(task="regression"), "task"),
-    (lambda m: m.pop("training"), "training"),
-    (lambda m: m["params"].update(solver="magic"), "params"),
-    (lambda m: m.update(kind="something else"), "no estimator"),
-])
-def test_tampered_estimator_metadata_is_refused(rng, tmp_path, change, match):
-    X, y = _blobs(rng)
-    X = np.c_[X, X[:, 0]]
-    src, dst = tmp_path / "good.npz", tmp_path / "bad.npz"
-    MLPClassifier(**FAST).fit(X, y).save(src)
-    _rewrite_metadata(src, dst, change)
-    with pytest.raises(ModelFileError, match=match):
-        load_estimator(dst)
-
-
-def test_plain_network_file_is_not_an_estimator(tmp_path):
-    save_model(tmp_path / "net.npz", deltaprop.mlp([2, 3, 1], seed=0))
-    with pytest.raises(ModelFileError, match="no estimator"):
-        load_estimator(tmp_path / "net.npz")
+    est = MLPRegressor(**FAST).fit(X, y)
+    kw = {"params": est.get_params(), "x_mean": est.x_mean_, "x_scale": est.x_scale_,
+          "targets": {"y_mean": est.y_mean_, "y_scale": est.y_scale_, "target_1d": True},
+          "history": est.history_}
+    same = MLPRegressor.from_network(est.net_, **kw)
+    np.testing.assert_array_equal(same.predict(X), est.predict(X))
+    bad = [({"params": {**kw["params"], "hidden_layer_sizes": (9,)}}, "hidden_layer_sizes"),
+           ({"params": {**kw["params"], "activation": "relu"}}, "activation"),
+           ({"params": {**kw["params"], "colour": 1}}, "params"),
+           ({"x_scale": np.r_[est.x_scale_[:2], 1e-320]}, "x_scale"),
+           ({"targets": {**kw["targets"], "target_1d": "yes"}}, "target_1d")]
+    for change, match in bad:
+        with pytest.raises(ValueError, match=match):
+            MLPRegressor.from_network(est.net_, **{**kw, **change})
+    with pytest.raises(ValueError, match="does not fit a MLPClassifier"):
+        MLPClassifier.from_network(est.net_, **kw)
 
 
 # ---------------------------------------------------------------------- Levenberg–Marquardt
@@ -328,3 +354,31 @@ def test_trainbr_on_diabetes_beats_sklearn_lbfgs():
           f"sklearn lbfgs R² {theirs.mean():.3f} {np.round(theirs, 3)}")
     assert ours.mean() >= 0.46
     assert ours.mean() > theirs.mean()
+
+
+def test_a_half_written_last_epoch_is_dropped(rng, monkeypatch, tmp_path):
+    """Ctrl-C inside train's bookkeeping can leave History columns of unequal length (and a
+    validation score short); the estimator keeps the complete rows, so it can be saved."""
+    import deltaprop.estimators as module
+
+    real_train = module.train
+
+    def ragged_train(*args, callbacks, **kwargs):
+        history = real_train(*args, callbacks=callbacks, **kwargs)
+        history.epoch.append(history.epoch[-1] + 1)  # the next row, cut after its epoch
+        return history
+
+    def unscored_train(*args, callbacks, **kwargs):  # cut before the last epoch's score
+        return real_train(*args, callbacks=[lambda e, h, n: e < 40 and callbacks[0](e, h, n)],
+                          **kwargs)
+
+    X, y = _regression(rng)
+    for fake in (ragged_train, unscored_train):
+        monkeypatch.setattr(module, "train", fake)
+        est = MLPRegressor(**FAST, early_stopping=True, n_iter_no_change=1000).fit(X, y)
+        h = est.history_
+        assert len(h.epoch) == len(h.loss) == len(h.seconds) == 41 and est.n_iter_ == 40
+        assert len(est.validation_scores_) == 40 == len(est.loss_curve_)
+        assert np.isnan(est.validation_scores_[-1]) == (fake is unscored_train)
+        est.save(tmp_path / "m.npz")  # a summary that loads back
+        assert MLPRegressor.load(tmp_path / "m.npz").n_iter_ == 40

@@ -374,3 +374,73 @@ def test_a_valid_hand_crafted_file_loads(saved, tmp_path):
     document, arrays = _parts(saved[0])
     net, _ = load_model(_craft(tmp_path / "same.npz", document, arrays))
     assert net.params.tobytes() == saved[1].params.tobytes()
+
+
+# ---------------------------------------------------------------------------- bombs (issue 13)
+def _members(path):
+    with zipfile.ZipFile(path) as zf:
+        return {info.filename: zf.read(info) for info in zf.infolist()}
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_compressed_members_are_refused(saved, tmp_path, method):
+    """A 1.26 MB deflate member expanded to 4 GB; deltaprop never writes compressed ones."""
+    packed = tmp_path / "packed.npz"
+    with zipfile.ZipFile(packed, "w", compression=method) as zf:
+        for name, data in _members(saved[0]).items():
+            zf.writestr(name, data)
+    _refused(packed, "member .* is compressed .*refuses to expand it")
+
+
+def _npy_header(shape, dtype="<f8"):
+    """The bytes of a version 1.0 .npy header for ``shape``."""
+    header = f"{{'descr': '{dtype}', 'fortran_order': False, 'shape': {shape!r}, }}"
+    header += " " * (63 - (len(header) + 10) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+
+
+def test_a_header_claiming_a_huge_array_is_refused_before_allocating(saved, tmp_path):
+    """A 1.4 KB file whose header claims (10**7, 10**7) asked for 728 TiB."""
+    document, _ = _parts(saved[0])
+    document["architecture"].update(sizes=[10**7, 10**7], hidden_activations=[])
+    raw = json.dumps(document).encode()
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w") as zf:
+        zf.writestr("model.npy", _npy_header((len(raw),), "|u1") + raw)
+        zf.writestr("W0.npy", _npy_header((10**7, 10**7)) + b"\0" * 64)
+        zf.writestr("b0.npy", _npy_header((10**7,)) + b"\0" * 64)
+    assert bomb.stat().st_size < 2000
+    _refused(bomb, r"array 'W0' claims float64 \(10000000, 10000000\) \(800000000000000 bytes\) "
+                   "but its member holds 64 bytes")
+
+
+def test_declared_sizes_larger_than_the_file_are_refused(saved, tmp_path):
+    """The central directory's uncompressed size of a member, inflated past the file's size."""
+    data = bytearray(saved[0].read_bytes())
+    with zipfile.ZipFile(saved[0]) as zf:
+        info = zf.getinfo("W0.npy")
+    entry = data.index(b"W0.npy", data.index(b"PK\x01\x02")) - 46  # its central header
+    assert data[entry:entry + 4] == b"PK\x01\x02"
+    assert int.from_bytes(data[entry + 24:entry + 28], "little") == info.file_size
+    data[entry + 24:entry + 28] = (2**31).to_bytes(4, "little")  # uncompressed size
+    inflated = tmp_path / "inflated.npz"
+    inflated.write_bytes(bytes(data))
+    _refused(inflated, "members declare .* bytes but the file holds")
+
+
+def test_the_json_document_is_capped(saved, monkeypatch):
+    monkeypatch.setattr(deltaprop.model_io, "MAX_DOCUMENT_BYTES", 100)
+    _refused(saved[0], "its JSON document holds .* bytes, more than the 100")
+    with pytest.raises(ValueError, match="more than the 100 a model file may hold"):
+        save_model(saved[0].with_name("big.npz"), _net(), {"note": "x" * 100})
+    assert not saved[0].with_name("big.npz").exists()
+
+
+def test_duplicate_member_names_are_refused(saved, tmp_path):
+    twice = tmp_path / "twice.npz"
+    members = _members(saved[0])
+    with pytest.warns(UserWarning, match="Duplicate name"), \
+            zipfile.ZipFile(twice, "w") as zf:
+        for name, data in [*members.items(), ("W0.npy", members["W0.npy"])]:
+            zf.writestr(name, data)
+    _refused(twice, "two members named 'W0.npy'")

@@ -359,3 +359,15 @@ def test_validation_errors_are_value_errors_only():
     for X, T in [(None, [0.0]), ([[1.0, 2.0]], None), ([[1.0, 2.0]], "a"), ({}, [0.0])]:
         with pytest.raises(ValueError):
             network.loss(X, T)
+
+
+def test_finite_data_beyond_float32_is_not_called_non_finite():
+    """A float32 network given 1e39 said "non-finite value (inf)" (issue 13, item 2)."""
+    network = deltaprop.mlp([2, 1], seed=0, dtype=np.float32)
+    message = r"value 1e\+39 at row 1, column 0 is beyond the range of float32"
+    with pytest.raises(ValueError, match="`X` " + message):
+        network.forward([[1.0, 2.0], [1e39, 0.0]])
+    with pytest.raises(ValueError, match="`T` " + message):
+        network.loss([[1.0, 2.0], [3.0, 4.0]], [[0.0], [1e39]])
+    with pytest.raises(ValueError, match="non-finite value"):
+        network.forward([[1.0, 2.0], [np.inf, 0.0]])

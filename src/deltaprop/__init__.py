@@ -59,13 +59,13 @@ STOP_REASONS = stop_reasons()
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = ("datasets", "plots", "estimators", "cli")
+_LAZY_SUBMODULES = ("datasets", "plots", "estimators", "estimator_io", "solvers", "cli")
 # Names that load scikit-learn on first use, so `import deltaprop` stays light.
 _LAZY_NAMES = {
     "MLPRegressor": "estimators",
     "MLPClassifier": "estimators",
-    "save_estimator": "estimators",
-    "load_estimator": "estimators",
+    "save_estimator": "estimator_io",
+    "load_estimator": "estimator_io",
 }
 
 

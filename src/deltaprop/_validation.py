@@ -62,7 +62,25 @@ def as_float_array(value: object, name: str, dtype: np.dtype) -> Array:
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"`{name}` must hold real numbers; got an array of dtype {arr.dtype}.")
-    return np.asarray(arr, dtype=dtype, order="C")
+    return _cast(arr, name, dtype)
+
+
+def _cast(arr: Array, name: str, dtype: np.dtype) -> Array:
+    """``arr`` as a C-ordered array of ``dtype``; ValueError naming the first finite value
+    that the cast would turn into infinity (e.g. 1e39 for float32), instead of calling it
+    non-finite later."""
+    with np.errstate(over="ignore"):
+        out = np.asarray(arr, dtype=dtype, order="C")
+    if out.dtype.kind == "f" and arr.dtype.kind == "f" and out.dtype.itemsize < arr.dtype.itemsize:
+        lost = np.isfinite(arr) & ~np.isfinite(out)
+        if lost.any():
+            bad = np.argwhere(lost)[0]
+            where = f"row {bad[0]}" + (f", column {bad[1]}" if arr.ndim > 1 else "")
+            raise ValueError(f"`{name}` value {float(arr[tuple(bad)])!r} at {where} is beyond "
+                             f"the range of {np.dtype(dtype).name} (largest "
+                             f"{float(np.finfo(dtype).max):.4g}); use a float64 network or "
+                             "rescale the data.")
+    return out
 
 
 def check_finite(arr: Array, name: str) -> None:
@@ -145,7 +163,7 @@ def check_targets(T: object, loss: str, n_out: int, n_samples: int, dtype: np.dt
             f"`{name}` must have shape ({n_samples}, {n_out}) for a network with {n_out} "
             f"outputs; got shape {arr.shape}."
         )
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = _cast(arr, name, dtype)
     check_finite(arr, name)
     _check_target_range(arr, loss, name)
     return arr

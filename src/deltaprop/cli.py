@@ -13,19 +13,30 @@
     deltaprop inspect --model M [--data FILE.csv] [--plot PREFIX] [--json]
     deltaprop datasets [--json]
 
-CSV files have a header row; the feature columns must hold finite numbers.  For ``train``
-every column that is not a ``--target`` is a feature; ``predict``, ``evaluate`` and ``inspect``
-pick the model's feature columns by name and ignore the others.
+CSV files have a header row; the feature columns must hold finite numbers
+(:mod:`deltaprop.tabular` reads them).  For ``train`` every column that is not a ``--target``
+is a feature; ``predict``, ``evaluate`` and ``inspect`` pick the model's feature columns by
+name and ignore the others.  Class labels are kept exactly (integers as int64, never through
+a float).
 
 Task detection (``--task auto``): a single target column whose values are not all numbers
 holds class labels (classification); a numeric one is classification when its values are
 integers with between 2 and 20 distinct values and at least 5 rows per value on average
 (N ≥ 5k); anything else is regression.  The choice is printed; ``--task`` overrides it.
 
-Exit status: 0 success; 2 a usage error or bad input (one line ``deltaprop: error: ...`` on
-stderr naming the file, line and column where known); 130 interrupted by Ctrl-C (with
-``--out``, ``train`` first saves the best model so far and says so); 1 an internal error
-(one line; set ``DELTAPROP_DEBUG=1`` for the traceback).
+Outputs.  ``--out`` and ``--plot`` files are checked before any work (writable, not a
+folder, not one of the command's inputs, even through links) and written atomically: a
+complete new file or the old one, never a truncated file or a leftover temporary one.
+
+Terminal text.  Strings read from files (names, labels, a model's training summary) are
+printed with control characters escaped (:mod:`deltaprop.terminal`); predictions written to
+a terminal likewise, predictions written to a file or a pipe exactly.
+
+Exit status: 0 success; 2 a usage error or bad input, including a model or data set too big
+for memory (one line ``deltaprop: error: ...`` on stderr naming the file, line and column
+where known); 130 interrupted by Ctrl-C (SIGINT) and 143 by SIGTERM (with ``--out``,
+``train`` first saves the best model so far and says so); 1 an internal error (one line; set
+``DELTAPROP_DEBUG=1`` for the traceback).
 """
 
 from __future__ import annotations
@@ -33,31 +44,35 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import json
+import io
 import math
 import os
+import signal
 import sys
+import threading
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
 from . import __version__
-from .estimators import (
-    SOLVERS,
-    MLPClassifier,
-    MLPRegressor,
-    load_estimator,
-    save_estimator,
-)
+from .estimator_io import load_estimator, save_estimator
+from .estimators import MLPClassifier, MLPRegressor
 from .model_io import ModelFileError, to_jsonable
+from .outputs import OutputError, check_writable, same_file, write_atomically
+from .solvers import SOLVER_TABLE, SOLVERS, get_solver
+from .tabular import LabelRangeError, Table, TableError, label_column, numeric_matrix, read_csv
+from .terminal import json_text, printable
 
 Array = np.ndarray
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+#: 128 + the signal's number, as a shell reports a process ended by it.
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 HIDDEN_ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "softplus", "elu", "identity")
 #: Auto task rule: at most this many distinct integer labels, and N >= ROWS_PER_CLASS * k.
 MAX_AUTO_CLASSES, ROWS_PER_CLASS = 20, 5
@@ -67,6 +82,71 @@ DENSE_SPECTRUM_MAX, SPECTRUM_ENDS = 2000, 6
 
 class CliError(Exception):
     """A user error: reported as one line ``deltaprop: error: ...``, exit status 2."""
+
+
+#: Errors reported as one line with exit status 2.
+USER_ERRORS = (CliError, ModelFileError, TableError, OutputError)
+
+
+# ---------------------------------------------------------------------------- signals
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised as Python raises KeyboardInterrupt for Ctrl-C, so training
+    stops as for Ctrl-C and keeps its best parameters."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Signals:
+    """SIGINT and SIGTERM while the command runs.
+
+    The first signal raises :class:`Interrupted` where the program is, unless
+    :meth:`deferred` is active (saving the trained model, writing plots, printing the
+    report): then it is only noted, and the command ends with 130 or 143 once that work is
+    done.  Later signals are only noted, so they cannot cut short the save of the model the
+    first one asked for.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._deferring = False
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            return
+        self.received = signum
+        if not self._deferring:
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handle both signals (in the main thread only) and restore the old handlers."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        old = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Note a first signal instead of raising it while the block runs."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+
+
+def _signal_exit(signum: int) -> tuple[str, int]:
+    """("interrupted", 130) for SIGINT, ("terminated", 143) for SIGTERM."""
+    if signum == signal.SIGTERM:
+        return "terminated", EXIT_TERMINATED
+    return "interrupted", EXIT_INTERRUPTED
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -134,12 +214,16 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--hidden", type=_hidden, default=(10,), metavar="10,10",
                    help="hidden layer widths (default 10)")
     p.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="tanh")
-    p.add_argument("--solver", choices=SOLVERS, default="lm")
+    p.add_argument("--solver", choices=SOLVERS, default="lm",
+                   help="; ".join(f"{s.name}: {s.summary}" for s in SOLVER_TABLE.values()))
     p.add_argument("--epochs", type=_positive_int, metavar="N",
-                   help="maximum epochs (default: 1000 for lm, trainbr, gd; 200 for adam, sgd)")
+                   help="maximum epochs (default: " + ", ".join(
+                       f"{s.default_max_iter} for {s.name}" for s in SOLVER_TABLE.values()) + ")")
     p.add_argument("--val-split", type=_fraction, default=0.15, metavar="F",
-                   help="fraction of rows for validation and early stopping (0: none); "
-                        "trainbr only reports on them, as it stops on the evidence")
+                   help="fraction of rows for validation and early stopping (0: none); " +
+                        ", ".join(s.name for s in SOLVER_TABLE.values()
+                                  if not s.stops_on_validation) +
+                        " only report on them, stopping by their own rule")
     p.add_argument("--test-split", type=_fraction, default=0.15, metavar="F",
                    help="fraction of rows held out for testing (0: none)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the split and the weights")
@@ -178,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``deltaprop`` command."""
     parser = _Parser(prog="deltaprop", description="Backpropagation done exactly: train, "
                      "predict with, evaluate and inspect feed-forward networks.",
-                     epilog="Exit status: 0 ok, 2 bad usage or input, 130 interrupted, "
-                            "1 internal error.")
+                     epilog="Exit status: 0 ok, 2 bad usage or input, 130 interrupted "
+                            "(Ctrl-C), 143 terminated (SIGTERM), 1 internal error.")
     parser.add_argument("--version", action="version", version=f"deltaprop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
@@ -206,130 +290,29 @@ def _check_train_args(args: argparse.Namespace) -> None:
         raise CliError("--data needs at least one --target COL naming the target column")
     if args.data is None and args.target:
         raise CliError("--target applies to --data only; a built-in data set has its target")
-    if args.out is not None:
-        _check_writable(args.out, "--out")
+    outputs = [("--out", args.out)] if args.out is not None else []
     if args.plot is not None:
-        _check_writable(args.plot + "_loss.png", "--plot")
+        outputs += [("--plot", f"{args.plot}_{kind}.png")
+                    for kind in ("loss", "regression", "confusion")]
+    _check_outputs(outputs, [("--data", args.data)] if args.data is not None else [])
 
 
-def _check_writable(path: str, option: str) -> None:
-    """Fail before training, not after, when an output path cannot be written."""
-    if os.path.isdir(path):
-        raise CliError(f"{option} {path}: is a directory; give a file name")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CliError(f"{option} {path}: folder {folder} does not exist")
-
-
-# ---------------------------------------------------------------------------- CSV files
-@dataclass
-class Table:
-    """A CSV file read as text: header names, rows of stripped cells, their line numbers."""
-
-    path: str
-    header: list[str]
-    rows: list[list[str]]
-    lines: list[int]
-
-    def column_index(self, name: str) -> int:
-        if name not in self.header:
-            available = ", ".join(repr(h) for h in self.header)
-            raise CliError(f"{self.path}: no column {name!r}; the columns are {available}")
-        return self.header.index(name)
-
-
-def _open_text(path: str) -> TextIO:
-    if not os.path.lexists(path):
-        raise CliError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise CliError(f"{path}: is a directory, not a CSV file")
-    try:
-        return open(path, newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-
-
-def read_csv(path: str) -> Table:
-    """Read a CSV file with a header row; CliError for anything that is not a clean table."""
-    records: list[tuple[int, list[str]]] = []
-    with _open_text(path) as fh:
-        reader = csv.reader(fh)
+def _check_outputs(outputs: Sequence[tuple[str, str]],
+                   inputs: Sequence[tuple[str, str]]) -> None:
+    """Before any work: every output writable, none naming an input or another output
+    (compared after resolving links, so a symbolic or hard link to an input counts)."""
+    for i, (option, path) in enumerate(outputs):
+        for other, source in inputs:
+            if same_file(path, source):
+                raise CliError(f"{option} {path}: is the same file as {other} {source}; "
+                               "refusing to overwrite an input")
+        for other, earlier in outputs[:i]:
+            if same_file(path, earlier):
+                raise CliError(f"{option} {path}: is the same file as {other} {earlier}")
         try:
-            for row in reader:
-                if row:
-                    records.append((reader.line_num, [cell.strip() for cell in row]))
-        except UnicodeDecodeError as exc:
-            raise CliError(f"{path}: is not UTF-8 text (byte {exc.start})") from exc
-        except (csv.Error, OSError) as exc:
-            raise CliError(f"{path}: line {reader.line_num}: {exc}") from exc
-    if not records:
-        raise CliError(f"{path}: is empty")
-    (_, header), body = records[0], records[1:]
-    _check_header(path, header)
-    if not body:
-        raise CliError(f"{path}: has a header but no data rows")
-    for line, row in body:
-        if len(row) != len(header):
-            raise CliError(f"{path}: line {line} has {len(row)} fields but the header has "
-                           f"{len(header)}")
-    return Table(path, header, [row for _, row in body], [line for line, _ in body])
-
-
-def _check_header(path: str, header: list[str]) -> None:
-    for i, name in enumerate(header):
-        if not name:
-            raise CliError(f"{path}: line 1: column {i + 1} of the header has no name")
-        if name in header[:i]:
-            raise CliError(f"{path}: line 1: column name {name!r} appears twice in the header")
-
-
-def _number(table: Table, r: int, c: int) -> float:
-    cell, where = table.rows[r][c], f"{table.path}: line {table.lines[r]}, column " \
-                                    f"{table.header[c]!r}"
-    if not cell:
-        raise CliError(f"{where}: empty cell (missing values are not supported)")
-    try:
-        value = float(cell)
-    except ValueError:
-        raise CliError(f"{where}: {cell!r} is not a number") from None
-    if not math.isfinite(value):
-        raise CliError(f"{where}: {cell!r} is not a finite number (NaN and infinity are not "
-                       "allowed)")
-    return value
-
-
-def numeric_matrix(table: Table, names: Sequence[str]) -> Array:
-    """The named columns as a float array (N, len(names)); the first bad cell raises."""
-    missing = [n for n in names if n not in table.header]
-    if missing:
-        raise CliError(f"{table.path}: lacks column(s) {', '.join(map(repr, missing))} that the "
-                       f"model needs; the file has {', '.join(map(repr, table.header))}")
-    cols = [table.header.index(n) for n in names]
-    out = np.empty((len(table.rows), len(cols)))
-    for r in range(len(table.rows)):
-        for j, c in enumerate(cols):
-            out[r, j] = _number(table, r, c)
-    return out
-
-
-def label_column(table: Table, name: str) -> Array:
-    """A class-label column: int64 if all integers, float64 if all numbers, else text.
-
-    Empty cells raise, and so do NaN or infinity in an otherwise numeric column.
-    """
-    c = table.column_index(name)
-    cells = [row[c] for row in table.rows]
-    for r, cell in enumerate(cells):
-        if not cell:
-            raise CliError(f"{table.path}: line {table.lines[r]}, column {name!r}: empty cell "
-                           "(missing labels are not supported)")
-    try:
-        values = np.array([float(cell) for cell in cells])
-    except ValueError:
-        return np.array(cells)
-    for r in np.flatnonzero(~np.isfinite(values))[:1]:
-        _number(table, int(r), c)  # raises, naming the line and column
-    return values.astype(np.int64) if np.all(values == np.round(values)) else values
+            check_writable(path)
+        except OutputError as exc:
+            raise CliError(f"{option} {exc}") from exc
 
 
 # ---------------------------------------------------------------------------- the data
@@ -366,8 +349,13 @@ def _csv_targets(table: Table, targets: list[str], task: str) -> tuple[Array, st
         raise CliError("--target names a column twice")
     if task == "classification" and len(targets) > 1:
         raise CliError("--task classification takes exactly one --target column")
-    if task == "auto":
-        task, note = _auto_task(label_column(table, targets[0]), len(targets))
+    if task == "auto" and len(targets) > 1:
+        task, note = "regression", f"auto: {len(targets)} target columns"
+    elif task == "auto":
+        try:
+            task, note = _auto_task(label_column(table, targets[0]), 1)
+        except LabelRangeError:  # integers beyond int64 are numbers, not labels
+            task, note = "regression", "auto: the target holds numbers"
     else:
         note = "chosen with --task"
     if task == "classification":
@@ -433,19 +421,23 @@ def _split_indices(data: Data, val: float, test: float,
 def _check_classes(data: Data, train_rows: Array) -> None:
     labels = np.unique(data.y)
     if labels.shape[0] < 2:
-        raise CliError(f"{data.source}: the target has 1 class ({labels[0]!r}); "
+        raise CliError(f"{data.source}: the target has 1 class ({labels.tolist()[0]!r}); "
                        "classification needs at least 2")
     missing = np.setdiff1d(labels, data.y[train_rows])
     if missing.size:
-        raise CliError(f"{data.source}: class {missing[0]!r} has too few rows to appear in "
-                       "the training split; add rows or lower --val-split/--test-split")
+        raise CliError(f"{data.source}: class {missing.tolist()[0]!r} has too few rows to "
+                       "appear in the training split; add rows or lower "
+                       "--val-split/--test-split")
 
 
 # ---------------------------------------------------------------------------- metrics
 def metrics(task: str, y: Array, pred: Array) -> dict[str, Any]:
     """Rows, MSE and R² (regression, uniform average over outputs) or accuracy.
 
-    R² is None for fewer than 2 rows or a constant target column (undefined there).
+    R² is None for fewer than 2 rows or a constant target column (undefined there).  Both
+    are computed on y and pred divided by a power of two near their largest magnitude (the
+    same numbers, as powers of two commute with rounding), so data near 1e300 gives its R²
+    and an MSE that is infinite only when the true MSE exceeds float64.
     """
     from sklearn.metrics import accuracy_score, mean_squared_error, r2_score
 
@@ -455,7 +447,10 @@ def metrics(task: str, y: Array, pred: Array) -> dict[str, Any]:
     if task == "classification":
         return {"rows": n, "accuracy": float(accuracy_score(y, pred))}
     Y, P = y.reshape(n, -1), pred.reshape(n, -1)
-    mse = float(mean_squared_error(Y.ravel(), P.ravel()))
+    _, e = np.frexp(max(np.max(np.abs(Y)), np.max(np.abs(P))))
+    Y, P = np.ldexp(Y, -e), np.ldexp(P, -e)
+    with np.errstate(over="ignore"):
+        mse = float(np.ldexp(mean_squared_error(Y.ravel(), P.ravel()), 2 * e))
     r2 = None
     if n > 1:  # force_finite=False: a constant column gives nan or -inf, reported as None
         per_output = r2_score(Y, P, multioutput="raw_values", force_finite=False)
@@ -477,7 +472,29 @@ def _format_metrics(task: str, table: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _print_json(document: dict[str, Any]) -> None:
-    print(json.dumps(to_jsonable(document), indent=2, ensure_ascii=False))
+    print(json_text(to_jsonable(document)))
+
+
+def _emit(*lines: str) -> None:
+    """Print text lines for a person, strings from files escaped (:func:`printable`; a
+    newline inside a name shows as ``\x0a``)."""
+    for line in lines:
+        print(printable(line))
+
+
+def _predict(est: Any, X: Array, source: str) -> Array:
+    """``est.predict(X)``, its ValueErrors (e.g. an overflowing prediction) as CliError."""
+    try:
+        return est.predict(X)
+    except ValueError as exc:
+        raise CliError(f"{source}: cannot predict: {exc}") from exc
+
+
+def _memory_error(source: str, exc: BaseException) -> CliError:
+    detail = str(exc) or "an allocation failed"
+    return CliError(f"{source}: not enough memory ({detail}); use smaller --hidden layers, "
+                    "fewer rows, or --solver adam, sgd or gd, which store no Jacobian or "
+                    "Gauss-Newton matrix")
 
 
 # ---------------------------------------------------------------------------- train
@@ -491,12 +508,14 @@ def _fit(args: argparse.Namespace, data: Data,
          parts: dict[str, Array]) -> MLPRegressor | MLPClassifier:
     est = _make_estimator(args, data.task)
     tr, va = parts["train"], parts["validation"]
-    # trainbr picks its epoch by the evidence (MacKay 1992), so the validation rows are only
-    # reported, as MATLAB's trainbr does; every other solver stops early on them.
-    stops_on_validation = va.size and args.solver != "trainbr"
+    # A solver that picks its own epoch (trainbr, by the evidence) only reports on the
+    # validation rows, as MATLAB's trainbr does; every other solver stops early on them.
+    stops_on_validation = va.size and get_solver(args.solver).stops_on_validation
     validation = (data.X[va], data.y[va]) if stops_on_validation else None
     try:
         est.fit(data.X[tr], data.y[tr], validation_data=validation)
+    except MemoryError as exc:
+        raise _memory_error(data.source, exc) from exc
     except ValueError as exc:
         raise CliError(f"{data.source}: training failed: {exc}") from exc
     return est
@@ -547,29 +566,27 @@ def _save_trained(path: str, data: Data, est: Any, report: dict[str, Any]) -> No
                        target_names=data.target_names, extra=extra)
     except ModelFileError as exc:
         raise CliError(f"--out {exc}") from exc
+    except ValueError as exc:  # names or metadata that a model file cannot hold
+        raise CliError(f"--out {path}: {exc}") from exc
 
 
 def _print_train_text(report: dict[str, Any], data: Data) -> None:
     sizes = "-".join(map(str, report["architecture"]["sizes"]))
-    print(f"{report['task']} on {data.source} ({report['task_rule']}): {sizes} network, "
-          f"{report['architecture']['parameters']} parameters, solver {report['solver']}")
-    print(f"stop reason: {report['stop_reason']} (best epoch {report['best_epoch']} of "
-          f"{report['epochs']}, {report['seconds']:.2f} s)")
-    print("\n".join(_format_metrics(report["task"], report["metrics"])))
+    _emit(f"{report['task']} on {data.source} ({report['task_rule']}): {sizes} network, "
+          f"{report['architecture']['parameters']} parameters, solver {report['solver']}",
+          f"stop reason: {report['stop_reason']} (best epoch {report['best_epoch']} of "
+          f"{report['epochs']}, {report['seconds']:.2f} s)",
+          *_format_metrics(report["task"], report["metrics"]))
     if report["model"]:
-        print(f"model saved to {report['model']}")
+        _emit(f"model saved to {report['model']}")
     for path in report["plots"]:
-        print(f"plot written to {path}")
+        _emit(f"plot written to {path}")
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """``deltaprop train``: fit, report metrics per split, save and plot on request."""
-    data = load_train_data(args)
-    parts = _split_indices(data, args.val_split, args.test_split, args.seed)
-    if data.task == "classification":
-        _check_classes(data, parts["train"])
-    est = _fit(args, data, parts)
-    scores = {name: metrics(data.task, data.y[idx], est.predict(data.X[idx]))
+def _report_training(args: argparse.Namespace, data: Data, est: Any,
+                     parts: dict[str, Array]) -> dict[str, Any]:
+    """Metrics per split, the model file and plots on request, the report printed."""
+    scores = {name: metrics(data.task, data.y[idx], _predict(est, data.X[idx], data.source))
               for name, idx in parts.items() if idx.size}
     report = _train_report(args, data, est, scores)
     if args.out is not None:
@@ -581,12 +598,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         _print_json(report)
     else:
         _print_train_text(report, data)
-    if report["interrupted"]:
-        saved = (f"saved the best model so far (epoch {est.best_epoch_}) to {args.out}"
-                 if args.out else "nothing saved (no --out given)")
-        print(f"deltaprop: interrupted: {saved}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return EXIT_OK
+    return report
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``deltaprop train``: fit, report metrics per split, save and plot on request.
+
+    SIGINT or SIGTERM during training ends it as Ctrl-C does (the best parameters kept);
+    the model is then saved and reported as usual, and the status is 130 or 143.
+    """
+    signals: Signals = args.signals
+    data = load_train_data(args)
+    parts = _split_indices(data, args.val_split, args.test_split, args.seed)
+    if data.task == "classification":
+        _check_classes(data, parts["train"])
+    est = _fit(args, data, parts)
+    with signals.deferred():
+        _report_training(args, data, est, parts)
+    if est.stop_reason_ != "interrupted" and signals.received is None:
+        return EXIT_OK
+    word, status = _signal_exit(signals.received or signal.SIGINT)
+    saved = (f"saved the best model so far (epoch {est.best_epoch_}) to {args.out}"
+             if args.out else "nothing saved (no --out given)")
+    print(printable(f"deltaprop: {word}: {saved}"), file=sys.stderr)
+    return status
 
 
 # ---------------------------------------------------------------------------- model commands
@@ -612,31 +647,39 @@ def _model_targets(est: Any, info: dict[str, Any], table: Table) -> Array:
     return labels
 
 
-def _write_predictions(out: TextIO, info: dict[str, Any], pred: Array) -> None:
+def _predictions_csv(info: dict[str, Any], pred: Array, escape: bool) -> str:
+    """The predictions as CSV text: a header of target names, one row per input row.
+
+    With ``escape`` (output to a terminal) strings are shown escaped (:func:`printable`).
+    """
+    out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(info["target_names"])
     if info["task"] == "classification":
-        writer.writerows([[str(v)] for v in pred.tolist()])
-        return
-    writer.writerows([[repr(float(v)) for v in np.atleast_1d(row)]
-                      for row in pred.reshape(pred.shape[0], -1)])
+        rows = [[str(v)] for v in pred.tolist()]
+    else:
+        rows = [[repr(float(v)) for v in np.atleast_1d(row)]
+                for row in pred.reshape(pred.shape[0], -1)]
+    show = printable if escape else str
+    writer.writerow([show(name) for name in info["target_names"]])
+    writer.writerows([[show(cell) for cell in row] for row in rows])
+    return out.getvalue()
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """``deltaprop predict``: one CSV row of predictions per input row."""
+    outputs = [("--out", args.out)] if args.out is not None else []
+    _check_outputs(outputs, [("--model", args.model), ("--data", args.data)])
     est, info = load_estimator(args.model)
-    if args.out is not None:
-        _check_writable(args.out, "--out")
     table = read_csv(args.data)
-    pred = est.predict(numeric_matrix(table, info["feature_names"]))
+    pred = _predict(est, numeric_matrix(table, info["feature_names"]), args.data)
     if args.out is None:
-        _write_predictions(sys.stdout, info, pred)
+        sys.stdout.write(_predictions_csv(info, pred, escape=sys.stdout.isatty()))
         return EXIT_OK
+    data = _predictions_csv(info, pred, escape=False).encode("utf-8")
     try:
-        with open(args.out, "w", newline="", encoding="utf-8") as fh:
-            _write_predictions(fh, info, pred)
-    except OSError as exc:
-        raise CliError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from exc
+        write_atomically(args.out, lambda fh: fh.write(data))
+    except OutputError as exc:
+        raise CliError(f"--out {exc}") from exc
     return EXIT_OK
 
 
@@ -646,17 +689,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     table = read_csv(args.data)
     X = numeric_matrix(table, info["feature_names"])
     y = _model_targets(est, info, table)
-    result = metrics(info["task"], y, est.predict(X))
+    result = metrics(info["task"], y, _predict(est, X, args.data))
     if args.json:
         _print_json({"command": "evaluate", "model": args.model, "data": args.data,
                      "task": info["task"], "metrics": result})
     else:
-        print(f"{info['task']} model {args.model} on {args.data}:")
-        print("\n".join(_format_metrics(info["task"], {"data": result})))
+        _emit(f"{info['task']} model {args.model} on {args.data}:",
+              *_format_metrics(info["task"], {"data": result}))
     return EXIT_OK
 
 
 # ---------------------------------------------------------------------------- inspect
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _saved_metrics(info: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """The metrics ``train`` stored in the model (``extra["metrics"]``), checked."""
+    raw = info["extra"].get("metrics")
+    if raw is None:
+        return None
+    cols = ("accuracy",) if info["task"] == "classification" else ("mse", "r2")
+    ok = isinstance(raw, dict) and all(
+        isinstance(row, dict) and isinstance(row.get("rows"), int) and _is_number(row["rows"])
+        and all(row.get(c) is None or _is_number(row[c]) for c in cols)
+        for row in raw.values())
+    if not ok:
+        raise CliError(f"{path}: the metrics stored in the model (metadata 'extra' "
+                       "'metrics') are malformed")
+    return raw
+
+
 def _summary(est: Any, info: dict[str, Any], path: str) -> dict[str, Any]:
     net, training = est.net_, info["training"]
     return {
@@ -670,7 +733,7 @@ def _summary(est: Any, info: dict[str, Any], path: str) -> dict[str, Any]:
                                                   "best_epoch", "best_loss", "best_val_loss",
                                                   "seconds", "gamma", "alpha", "beta")
                      if k in training},
-        "metrics": (info.get("extra") or {}).get("metrics"),
+        "metrics": _saved_metrics(info, path),
     }
 
 
@@ -711,53 +774,66 @@ def _standardised(est: Any, info: dict[str, Any], table: Table) -> tuple[Array, 
     """The model's inputs and training targets on ``table``, in the network's units."""
     X = numeric_matrix(table, info["feature_names"])
     y = _model_targets(est, info, table)
-    return est._standardise_inputs(X), est._encode_targets(y, "y")
+    try:
+        return est.network_inputs(X), est.network_targets(y)
+    except ValueError as exc:
+        raise CliError(f"{table.path}: {exc}") from exc
+
+
+def _curvature(est: Any, X: Array, T: Array, source: str) -> tuple[Array, dict[str, Any]]:
+    """The Hessian spectrum and :func:`curvature_report`; too big for memory -> CliError."""
+    try:
+        lam, complete = hessian_spectrum(est.net_, X, T)
+        return lam, curvature_report(est.net_, X, T, lam, complete)
+    except MemoryError as exc:
+        raise CliError(f"{source}: not enough memory for the Hessian spectrum "
+                       f"({str(exc) or 'an allocation failed'}); use fewer rows") from exc
+    except ValueError as exc:
+        raise CliError(f"{source}: cannot compute the curvature: {exc}") from exc
 
 
 def _print_inspect_text(s: dict[str, Any]) -> None:
-    arch = s["architecture"]
-    print(f"model: {s['model']} ({s['task']})")
-    print(f"architecture: {'-'.join(map(str, arch['sizes']))}, activations "
-          f"{', '.join(arch['activations'])}, loss {arch['loss']}, {arch['dtype']}")
-    print(f"parameters: {s['parameters']}")
-    names = s["features"]
+    arch, names, t = s["architecture"], s["features"], s["training"]
     more = f", ... ({len(names) - 12} more)" if len(names) > 12 else ""
-    print(f"features ({len(names)}): {', '.join(names[:12])}{more}")
-    print(f"targets: {', '.join(s['targets'])}"
-          + (f"; classes: {', '.join(map(str, s['classes']))}" if s["classes"] else ""))
-    t = s["training"]
-    print(f"training: solver {t.get('solver')}, {t.get('n_iter')} epochs, stop reason "
+    classes = f"; classes: {', '.join(map(str, s['classes']))}" if s["classes"] else ""
+    _emit(f"model: {s['model']} ({s['task']})",
+          f"architecture: {'-'.join(map(str, arch['sizes']))}, activations "
+          f"{', '.join(arch['activations'])}, loss {arch['loss']}, {arch['dtype']}",
+          f"parameters: {s['parameters']}",
+          f"features ({len(names)}): {', '.join(names[:12])}{more}",
+          f"targets: {', '.join(s['targets'])}{classes}",
+          f"training: solver {t.get('solver')}, {t.get('n_iter')} epochs, stop reason "
           f"{t.get('stop_reason')!r}, best epoch {t.get('best_epoch')}")
     if t.get("gamma") is not None:
-        print(f"  effective number of parameters gamma = {t['gamma']:.4g} of {s['parameters']}")
+        _emit(f"  effective number of parameters gamma = {t['gamma']:.4g} of {s['parameters']}")
     if s.get("metrics"):
-        print("\n".join(_format_metrics(s["task"], s["metrics"])))
+        _emit(*_format_metrics(s["task"], s["metrics"]))
     c = s.get("curvature")
     if c:
         cond = "n/a (indefinite)" if c["condition_estimate"] is None else \
             f"{c['condition_estimate']:.4g}"
-        print(f"on {s['data']} ({c['rows']} rows, standardised): loss {c['loss']:.6g}, "
-              f"gradient norm {c['gradient_norm']:.3g}")
-        print("  top Hessian eigenvalues: " + ", ".join(f"{v:.4g}" for v in c["top_eigenvalues"]))
         neg = "" if c["negative_eigenvalues"] is None else \
             f" ({c['negative_eigenvalues']} negative)"
-        print(f"  smallest eigenvalue: {c['smallest_eigenvalue']:.4g}{neg}; condition estimate "
+        _emit(f"on {s['data']} ({c['rows']} rows, standardised): loss {c['loss']:.6g}, "
+              f"gradient norm {c['gradient_norm']:.3g}",
+              "  top Hessian eigenvalues: " + ", ".join(f"{v:.4g}" for v in c["top_eigenvalues"]),
+              f"  smallest eigenvalue: {c['smallest_eigenvalue']:.4g}{neg}; condition estimate "
               f"lambda_max/lambda_min: {cond}")
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``deltaprop inspect``: what the model is, how it was trained, and its curvature."""
-    est, info = load_estimator(args.model)
-    summary = _summary(est, info, args.model)
     if args.plot is not None and args.data is None:
         raise CliError("--plot needs --data (the eigenvalues are computed on the data)")
+    outputs = [("--plot", f"{args.plot}_eigenvalues.png")] if args.plot is not None else []
+    inputs = [("--model", args.model)] + ([("--data", args.data)] if args.data else [])
+    _check_outputs(outputs, inputs)
+    est, info = load_estimator(args.model)
+    summary = _summary(est, info, args.model)
     if args.data is not None:
-        if args.plot is not None:
-            _check_writable(args.plot + "_eigenvalues.png", "--plot")
         X, T = _standardised(est, info, read_csv(args.data))
-        lam, complete = hessian_spectrum(est.net_, X, T)
+        lam, summary["curvature"] = _curvature(est, X, T, args.data)
         summary["data"] = args.data
-        summary["curvature"] = curvature_report(est.net_, X, T, lam, complete)
         if args.plot is not None:
             summary["plots"] = [_plot_spectrum(lam, args.plot)]
     if args.json:
@@ -788,16 +864,16 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         _print_json({"command": "datasets", "default": DEFAULT_DATASET, "datasets": [
             {"name": n, "task": t, "shape": list(s), "summary": d} for n, t, s, d in rows]})
         return EXIT_OK
-    for name, task, shape, summary in rows:
-        mark = "*" if name == DEFAULT_DATASET else " "
-        print(f"{mark} {name:<14}{task:<16}{shape[0]:>5} x {shape[1]:<4} {summary}")
-    print("(* the default of 'deltaprop train')")
+    _emit(*[f"{'*' if name == DEFAULT_DATASET else ' '} {name:<14}{task:<16}{shape[0]:>5} x "
+            f"{shape[1]:<4} {summary}" for name, task, shape, summary in rows],
+          "(* the default of 'deltaprop train')")
     return EXIT_OK
 
 
 # ---------------------------------------------------------------------------- main
 def _fail(message: str) -> None:
-    print("deltaprop: " + " ".join(message.split()), file=sys.stderr)
+    """One line on stderr: ``deltaprop: MESSAGE``, whitespace collapsed, controls escaped."""
+    print(printable("deltaprop: " + " ".join(message.split())), file=sys.stderr)
 
 
 def _one_line_warning(message: Any, category: type, filename: str, lineno: int,
@@ -805,8 +881,9 @@ def _one_line_warning(message: Any, category: type, filename: str, lineno: int,
     _fail(f"warning: {message}")
 
 
-def _run(argv: Sequence[str] | None) -> int:
+def _run(argv: Sequence[str] | None, signals: Signals) -> int:
     args = parse_args(argv)
+    args.signals = signals
     handler: Callable[[argparse.Namespace], int] = args.run
     return handler(args)
 
@@ -814,18 +891,25 @@ def _run(argv: Sequence[str] | None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``deltaprop`` command with ``argv`` (default ``sys.argv[1:]``); return the status.
 
-    ``--help`` and ``--version`` raise SystemExit(0) as argparse does.
+    ``--help`` and ``--version`` raise SystemExit(0) as argparse does.  SIGINT and SIGTERM
+    are handled as :class:`Signals` describes while it runs (in the main thread).
     """
+    signals = Signals()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), signals.installed():
             warnings.showwarning = _one_line_warning
-            return _run(argv)
-    except (CliError, ModelFileError) as exc:
+            return _run(argv, signals)
+    except USER_ERRORS as exc:
         _fail(f"error: {exc}")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        _fail("interrupted")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        word, status = _signal_exit(getattr(exc, "signum", signal.SIGINT))
+        _fail(word)
+        return status
+    except MemoryError as exc:
+        _fail(f"error: not enough memory ({str(exc) or 'an allocation failed'}); use a smaller "
+              "network or fewer rows")
+        return EXIT_USAGE
     except BrokenPipeError:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -4,29 +4,20 @@ Both follow scikit-learn's conventions (``fit``/``predict``/``score``, ``get_par
 attributes ending in ``_``, parameter validation at ``fit``) and pass its estimator checks, so
 they drop into pipelines, ``cross_val_score`` and ``GridSearchCV``.  What they add is the
 choice of solver: Levenberg–Marquardt (``"lm"``, MATLAB's ``trainlm``) by default, Bayesian
-regularisation (``"trainbr"``), or the first-order family.
-
-============  ============================================================================
-solver        optimizer (``deltaprop.optimizers`` / ``deltaprop.lm_training``)
-============  ============================================================================
-``"lm"``      ``LevenbergMarquardt(l2=l2)``, full batch; default ``max_iter`` 1000
-``"trainbr"`` ``LevenbergMarquardt(bayesian=True)``: α and β re-estimated (MacKay 1992);
-              returns the epoch of highest log evidence and stops 6 epochs after it
-              (``evidence_patience``); ``l2`` must stay 0; default ``max_iter`` 1000
-``"adam"``    ``Adam(learning_rate_init, weight_decay=l2)``, minibatches; default 200
-``"sgd"``     ``Momentum(learning_rate_init, beta=0.9, nesterov=True, weight_decay=l2)``,
-              minibatches, as scikit-learn's ``sgd``; default 200
-``"gd"``      ``GD(learning_rate_init, weight_decay=l2)``, full batch; default 1000
-============  ============================================================================
+regularisation (``"trainbr"``), or the first-order family; :mod:`deltaprop.solvers` holds
+the table of solvers (optimizer, batch, ``max_iter`` default).
 
 ``batch_size=None`` means the full batch for "lm", "trainbr" and "gd" and scikit-learn's
 ``"auto"``, min(200, n_samples), for "adam" and "sgd"; the LM solvers accept no other.
 
 Scaling.  Inputs, and for regression the targets, are standardised column by column with the
 mean and standard deviation of the training rows (constant columns get scale 1), and
-predictions are mapped back.  The network, ``coefs_``, ``intercepts_``, ``loss_curve_`` and
-``tol`` therefore all live in standardised units, which makes the solvers' defaults work for
-any units of the data.
+predictions are mapped back.  The statistics are formed after scaling each column by a power
+of two, so any finite data (even near 1.8e308) standardises without overflow and ordinary
+data gives the same bits as the textbook formula.  The network, ``coefs_``, ``intercepts_``,
+``loss_curve_`` and ``tol`` therefore all live in standardised units, which makes the
+solvers' defaults work for any units of the data.  ``network_inputs`` and
+``network_targets`` give the network's view of raw data.
 
 Losses.  Regression: identity output and "mse" (one output per target column).
 Classification: softmax output and "ce" with one output per class, also for two classes
@@ -41,8 +32,8 @@ uses the given rows instead.  A KeyboardInterrupt during training stops it and k
 parameters so far (``stop_reason_ == "interrupted"``).  No ConvergenceWarning is issued;
 ``stop_reason_`` says why training stopped.
 
-Model files.  :func:`save_estimator` / :func:`load_estimator` (also ``est.save(path)`` and
-``MLPRegressor.load(path)``) use :mod:`deltaprop.model_io`: no pickle, every field checked.
+Model files.  :func:`deltaprop.estimator_io.save_estimator` / ``load_estimator`` (also
+``est.save(path)`` and ``MLPRegressor.load(path)``): no pickle, every field checked.
 
 References
 ----------
@@ -66,7 +57,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
@@ -78,9 +69,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from .activations import ACTIVATIONS
-from .model_io import ModelFileError, empty_network, load_model, metadata_array, save_model
+from .model_io import empty_network
 from .network import Network, mlp
-from .optimizers import GD, Adam, Momentum, Optimizer
+from .solvers import SOLVERS, Solver, get_solver
 from .training import History, train
 
 try:  # scikit-learn >= 1.6
@@ -91,31 +82,97 @@ except ImportError:  # pragma: no cover - older scikit-learn
 Array = np.ndarray
 PathLike = str | os.PathLike
 
-#: Accepted values of ``solver``.
-SOLVERS = ("lm", "trainbr", "adam", "sgd", "gd")
-#: ``max_iter`` used when it is None (MATLAB's epochs for LM and GD, scikit-learn's otherwise).
-DEFAULT_MAX_ITER = {"lm": 1000, "trainbr": 1000, "adam": 200, "sgd": 200, "gd": 1000}
-#: Solvers that always use the full batch.
-FULL_BATCH_SOLVERS = ("lm", "trainbr")
-#: Model files keep at most this many points of the loss curves (evenly spread).
-MAX_CURVE_POINTS = 10_001
-#: The ``kind`` entry of the metadata that :func:`save_estimator` writes.
-ESTIMATOR_KIND = "deltaprop-estimator"
+#: Scales below this (the smallest normal float64) are refused: dividing by them overflows.
+MIN_SCALE = float(np.finfo(np.float64).tiny)
 
 
 def _validate_data(estimator: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
-    """scikit-learn's ``validate_data`` (≥ 1.6) or the older ``_validate_data`` method."""
-    if _sk_validate_data is not None:
-        return _sk_validate_data(estimator, *args, **kwargs)
-    return estimator._validate_data(*args, **kwargs)  # pragma: no cover
+    """scikit-learn's ``validate_data`` (≥ 1.6) or the older ``_validate_data`` method.
+
+    Its finiteness check sums the data first, which overflows (inf − inf) for finite data
+    near ±1.8e308; that warning is silenced, the element-wise check that follows decides.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if _sk_validate_data is not None:
+            return _sk_validate_data(estimator, *args, **kwargs)
+        return estimator._validate_data(*args, **kwargs)  # pragma: no cover
 
 
 def _standardisation(A: Array) -> tuple[Array, Array]:
-    """Column means and standard deviations of A (N, d); constant columns get scale 1."""
-    mean = A.mean(axis=0)
-    scale = A.std(axis=0)
-    tiny = scale <= 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))
-    scale[tiny] = 1.0
+    """Column means and standard deviations of A (N, d); constant columns get scale 1.
+
+    A column is constant when its spread is within rounding of its mean (10 ε |mean|) or
+    below the smallest normal number; data in tiny units (1e-20) is not constant.
+
+    Each column is divided by the power of two 2**e just above its largest magnitude before
+    the mean and the squares are formed, and the results are multiplied back.  Powers of two
+    commute with rounding, so the numbers are those of ``A.mean(0)``, ``A.std(0)`` wherever
+    these neither overflow nor meet subnormal numbers, and finite (at most the column's
+    largest magnitude) for any finite A.
+    """
+    _, e = np.frexp(np.max(np.abs(A), axis=0))
+    B = np.ldexp(A, -e)  # |B| < 1
+    mean = np.ldexp(B.mean(axis=0), e)
+    scale = np.ldexp(B.std(axis=0), e)
+    constant = (scale <= 10 * np.finfo(np.float64).eps * np.abs(mean)) | (scale < MIN_SCALE)
+    scale[constant] = 1.0
+    return mean, scale
+
+
+def _standardise(A: Array, mean: Array, scale: Array, name: str) -> Array:
+    """(A − mean) / scale without intermediate overflow; ValueError where the result itself
+    exceeds float64 (a value too many standard deviations from the training mean)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        Z = (A - mean) / scale
+        bad = ~np.isfinite(Z)
+        if bad.any():  # A − mean overflowed: halving is exact for normal numbers
+            halved = (A * 0.5 - mean * 0.5) / (scale * 0.5)
+            Z[bad] = halved[bad]
+            bad = ~np.isfinite(Z)
+    if bad.any():
+        r, c = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"`{name}` value {float(A[r, c])!r} at row {r}, column {c} lies beyond "
+                         f"float64 range in training units (mean {mean[c]:.6g}, standard "
+                         f"deviation {scale[c]:.6g}); it is too far outside the training data.")
+    return Z
+
+
+def _unstandardise(Z: Array, mean: Array, scale: Array) -> Array:
+    """Z · scale + mean; ValueError where a prediction overflows float64."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        A = Z * scale + mean
+    if not np.all(np.isfinite(A)):
+        r, c = (int(i) for i in np.argwhere(~np.isfinite(A))[0])
+        raise ValueError(f"the prediction for row {r}, output {c} overflows float64 (network "
+                         f"output {Z[r, c]:.6g} times y_scale_ {scale[c]:.6g}).")
+    return A
+
+
+def _whole_rows(history: History, scores: list[float] | None) -> History:
+    """``history`` cut to the rows that every column holds, and the validation ``scores``
+    (``scores[e - 1]`` for epoch e) to match, NaN for an epoch whose score is missing: a
+    KeyboardInterrupt inside ``train``'s bookkeeping can leave the last row half-written."""
+    columns = [history.epoch, history.loss, history.val_loss, history.grad_norm,
+               history.step, history.seconds, *history.extras.values()]
+    n = min(len(column) for column in columns)
+    for column in columns:
+        del column[n:]
+    if scores is not None:
+        del scores[max(n - 1, 0):]
+        scores.extend([np.nan] * (n - 1 - len(scores)))
+    return history
+
+
+def _checked_scaling(mean: object, scale: object, n: int, name: str) -> tuple[Array, Array]:
+    """Means and scales (n,) that standardisation may use; ValueError naming what is wrong."""
+    mean = np.asarray(mean, dtype=np.float64)
+    scale = np.asarray(scale, dtype=np.float64)
+    for key, value in ((f"{name}_mean", mean), (f"{name}_scale", scale)):
+        if value.shape != (n,) or not np.all(np.isfinite(value)):
+            raise ValueError(f"`{key}` must hold {n} finite numbers; got shape {value.shape}.")
+    if np.any(scale < MIN_SCALE):
+        raise ValueError(f"`{name}_scale` must be positive normal numbers (>= {MIN_SCALE:.4g}); "
+                         f"got {scale[np.argmax(scale < MIN_SCALE)]!r}.")
     return mean, scale
 
 
@@ -123,18 +180,26 @@ def _standardisation(A: Array) -> tuple[Array, Array]:
 def _net_state(net: Network) -> dict[str, Any]:
     """A picklable description of ``net`` (layer views do not survive pickling)."""
     return {"sizes": net.sizes, "activations": net.activation_names, "loss": net.loss_name,
-            "params": net.params.copy()}
+            "dtype": np.dtype(net.dtype).name, "params": net.params.copy()}
 
 
 def _net_from_state(state: Mapping[str, Any]) -> Network:
-    net = empty_network(state["sizes"], state["activations"], state["loss"])
+    net = empty_network(state["sizes"], state["activations"], state["loss"],
+                        np.dtype(state.get("dtype", "float64")))
     net.params[:] = state["params"]
     return net
 
 
 # ---------------------------------------------------------------------- the shared base
-class _BaseMLP(BaseEstimator):
-    """Parameters, fitting and persistence shared by the regressor and the classifier."""
+class BaseMLP(BaseEstimator):
+    """Parameters, fitting and persistence shared by the regressor and the classifier.
+
+    Not used directly: a subclass sets ``task`` and ``head`` and the target encoding
+    (``network_targets``, the scaling or the classes).  Public methods besides
+    scikit-learn's: ``network_inputs`` / ``network_targets`` (raw data as the fitted network
+    sees it), ``from_network`` (a fitted estimator around a trained network, as model files
+    use), ``save`` / ``load``.
+    """
 
     _parameter_constraints: dict[str, list[Any]] = {  # noqa: RUF012 (scikit-learn's idiom)
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -153,7 +218,9 @@ class _BaseMLP(BaseEstimator):
     }
 
     #: "regression" or "classification"; set by the subclasses.
-    _task = ""
+    task: ClassVar[str] = ""
+    #: The network's output activation and loss; set by the subclasses.
+    head: ClassVar[tuple[str, str]] = ("", "")
 
     def __init__(
         self,
@@ -194,12 +261,20 @@ class _BaseMLP(BaseEstimator):
         """Learn the target encoding (classes or scaling) from the training rows; encode them."""
         raise NotImplementedError
 
-    def _encode_targets(self, y: Array, name: str) -> Array:
-        """Encode targets with the fitted encoding, as the network's training targets."""
+    def network_targets(self, y: Any, name: str = "y") -> Array:
+        """Targets y as the fitted network trains on them.
+
+        Regression: standardised (n_samples, n_outputs); classification: indices into
+        ``classes_`` (n_samples,).  ``name`` is used in error messages.
+        """
         raise NotImplementedError
 
-    def _head(self) -> tuple[int, str, str]:
-        """(number of outputs, output activation, loss)."""
+    def _restore_targets(self, n_outputs: int, targets: Mapping[str, Any]) -> None:
+        """Set the fitted target encoding from ``targets``; ValueError if it is inconsistent."""
+        raise NotImplementedError
+
+    def _n_outputs(self) -> int:
+        """Width of the output layer for the fitted target encoding."""
         raise NotImplementedError
 
     def _score_standardised(self, net: Network, X: Array, T: Array) -> float:
@@ -218,40 +293,25 @@ class _BaseMLP(BaseEstimator):
                                  f"got {width!r} in {self.hidden_layer_sizes!r}.")
         return [int(w) for w in sizes]
 
+    def _solver(self) -> Solver:
+        return get_solver(self.solver)
+
     def _check_combinations(self) -> None:
         """Checks across parameters that ``_parameter_constraints`` cannot express."""
-        if self.solver == "trainbr" and self.l2 != 0:
-            raise ValueError(f"`l2` must be 0 with solver='trainbr', which estimates the weight "
-                             f"penalty itself (MacKay 1992); got l2={self.l2!r}.")
-        if self.solver in FULL_BATCH_SOLVERS and self.batch_size is not None:
+        solver = self._solver()
+        if not solver.takes_l2 and self.l2 != 0:
+            raise ValueError(f"`l2` must be 0 with solver={self.solver!r}, which estimates the "
+                             f"weight penalty itself (MacKay 1992); got l2={self.l2!r}.")
+        if solver.full_batch and self.batch_size is not None:
             raise ValueError(f"`batch_size` must be None with solver={self.solver!r}, which uses "
                              f"the full batch; got batch_size={self.batch_size!r}.")
         for name in ("tol", "l2", "learning_rate_init"):
             if not np.isfinite(getattr(self, name)):
                 raise ValueError(f"`{name}` must be finite; got {getattr(self, name)!r}.")
 
-    def _optimizer(self) -> Optimizer:
-        lr, l2 = float(self.learning_rate_init), float(self.l2)
-        if self.solver in FULL_BATCH_SOLVERS:
-            from .lm_training import LevenbergMarquardt  # written alongside; imported lazily
-
-            if self.solver == "trainbr":
-                return LevenbergMarquardt(bayesian=True)
-            return LevenbergMarquardt(l2=l2)
-        if self.solver == "adam":
-            return Adam(lr=lr, weight_decay=l2)
-        if self.solver == "sgd":
-            return Momentum(lr=lr, beta=0.9, nesterov=True, weight_decay=l2)
-        return GD(lr=lr, weight_decay=l2)
-
-    def _batch_size(self, n_samples: int) -> int | None:
-        if self.batch_size is not None:
-            return int(self.batch_size)
-        return min(200, n_samples) if self.solver in ("adam", "sgd") else None
-
     # -- fitting
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any, validation_data: tuple[Any, Any] | None = None) -> _BaseMLP:
+    def fit(self, X: Any, y: Any, validation_data: tuple[Any, Any] | None = None) -> BaseMLP:
         """Train the network on X and y.
 
         Parameters
@@ -282,12 +342,14 @@ class _BaseMLP(BaseEstimator):
         self.x_mean_, self.x_scale_ = _standardisation(X_tr)
         T_tr = self._fit_targets(y_tr)
         if val is not None:
-            val = (self._standardise_inputs(val[0]), self._encode_targets(val[1], "y_val"))
-        n_out, output, loss = self._head()
-        net = mlp([X.shape[1], *hidden, n_out], activation=self.activation, output=output,
-                  loss=loss, seed=seed_net)
+            val = (_standardise(val[0], self.x_mean_, self.x_scale_, "X_val"),
+                   self.network_targets(val[1], "y_val"))
+        output, loss = self.head
+        net = mlp([X.shape[1], *hidden, self._n_outputs()], activation=self.activation,
+                  output=output, loss=loss, seed=seed_net)
         scores: list[float] | None = None if val is None else []
-        history = self._train(net, self._standardise_inputs(X_tr), T_tr, val, seed_train, scores)
+        X_tr = _standardise(X_tr, self.x_mean_, self.x_scale_, "X")
+        history = self._train(net, X_tr, T_tr, val, seed_train, scores)
         self._set_fitted(net, history, scores)
         return self
 
@@ -316,11 +378,15 @@ class _BaseMLP(BaseEstimator):
         callbacks: list[Callable[[int, History, Network], bool]] = []
         if val is not None and scores is not None:
             callbacks.append(self._score_callback(*val, scores))
-        max_iter = DEFAULT_MAX_ITER[self.solver] if self.max_iter is None else self.max_iter
-        return train(net, X, T, optimizer=self._optimizer(), epochs=int(max_iter),
-                     batch_size=self._batch_size(X.shape[0]), validation=val,
-                     min_grad=float(self.tol), patience=int(self.n_iter_no_change),
-                     seed=seed, callbacks=callbacks, progress=bool(self.verbose))
+        solver = self._solver()
+        max_iter = solver.default_max_iter if self.max_iter is None else self.max_iter
+        optimizer = solver.optimizer(float(self.learning_rate_init), float(self.l2))
+        history = train(net, X, T, optimizer=optimizer, epochs=int(max_iter),
+                        batch_size=solver.batch_size(X.shape[0], self.batch_size),
+                        validation=val, min_grad=float(self.tol),
+                        patience=int(self.n_iter_no_change), seed=seed, callbacks=callbacks,
+                        progress=bool(self.verbose))
+        return _whole_rows(history, scores)
 
     def _score_callback(self, X_val: Array, T_val: Array,
                         scores: list[float]) -> Callable[..., bool]:
@@ -335,10 +401,9 @@ class _BaseMLP(BaseEstimator):
 
     def _set_fitted(self, net: Network, history: History, scores: list[float] | None) -> None:
         self.net_ = net
-        self.coefs_ = [np.array(layer.W.T) for layer in net.dense_layers]
-        self.intercepts_ = [np.array(layer.b) for layer in net.dense_layers]
+        self._set_parameter_views()
         self.n_layers_ = len(net.sizes)
-        self.n_outputs_ = net.n_outputs
+        self.n_outputs_ = net.sizes[-1]
         self.out_activation_ = net.activation_names[-1]
         self.history_ = history
         self.n_iter_ = history.n_epochs
@@ -351,22 +416,95 @@ class _BaseMLP(BaseEstimator):
         if scores and len(scores) == len(scored) and history.best_epoch in scored:
             self.best_validation_score_ = scores[scored.index(history.best_epoch)]
 
-    # -- prediction
-    def _standardise_inputs(self, X: Array) -> Array:
-        """Validated raw inputs -> the network's (standardised) inputs."""
-        return (X - self.x_mean_) / self.x_scale_
+    def _set_parameter_views(self) -> None:
+        """``coefs_[i]`` = W_i.T and ``intercepts_[i]`` = b_i as views of ``net_.params``."""
+        self.coefs_ = [layer.W.T for layer in self.net_.dense_layers]
+        self.intercepts_ = [layer.b for layer in self.net_.dense_layers]
+
+    # -- restoring a fitted estimator
+    @classmethod
+    def from_network(cls, net: Network, *, params: Mapping[str, Any], x_mean: object,
+                     x_scale: object, targets: Mapping[str, Any], history: History,
+                     validation_scores: Sequence[float] | None = None,
+                     feature_names_in: Sequence[str] | None = None) -> BaseMLP:
+        """A fitted estimator around a trained network, as ``fit`` would have left it.
+
+        Parameters
+        ----------
+        net : Network
+            float64, with this estimator's head (identity/mse or softmax/ce), hidden layers
+            of ``params["hidden_layer_sizes"]`` and ``params["activation"]``.
+        params : mapping
+            Constructor parameters (as ``get_params()``).
+        x_mean, x_scale : array_like (n_features,)
+            Input standardisation; scales must be normal positive numbers.
+        targets : mapping
+            Regression: ``y_mean``, ``y_scale`` (n_outputs,) and ``target_1d`` (bool);
+            classification: ``classes`` (n_outputs,) sorted distinct labels.
+        history : History
+            What ``history_`` will be; ``n_iter_``, ``loss_curve_``, ``best_epoch_`` and
+            ``stop_reason_`` come from it.
+        validation_scores : sequence of float, optional
+        feature_names_in : sequence of str, optional
+            Distinct column names (``feature_names_in_``).
+
+        Raises
+        ------
+        ValueError
+            Naming whatever disagrees with the network or is not a valid value.
+        """
+        try:
+            est = cls(**params)
+            est._validate_params()
+            est._check_combinations()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"`params` are not valid for {cls.__name__}: {exc}") from exc
+        est._check_network(net)
+        n_in = net.sizes[0]
+        est.x_mean_, est.x_scale_ = _checked_scaling(x_mean, x_scale, n_in, "x")
+        est._restore_targets(net.sizes[-1], targets)
+        if feature_names_in is not None:
+            est.feature_names_in_ = _checked_names(feature_names_in, n_in, "feature_names_in")
+        est.n_features_in_ = n_in
+        scores = None if validation_scores is None else [float(v) for v in validation_scores]
+        est._set_fitted(net, history, scores)
+        return est
+
+    def _check_network(self, net: Network) -> None:
+        """ValueError unless ``net`` is what ``fit`` with these parameters builds."""
+        if not isinstance(net, Network) or np.dtype(net.dtype) != np.float64:
+            raise ValueError(f"{type(self).__name__} needs a float64 deltaprop Network.")
+        names = net.activation_names
+        if (names[-1], net.loss_name) != self.head:
+            raise ValueError(f"the network's output/loss {names[-1]}/{net.loss_name} does not "
+                             f"fit a {type(self).__name__} ({'/'.join(self.head)}).")
+        if net.sizes[1:-1] != self._hidden_sizes():
+            raise ValueError(f"`hidden_layer_sizes` {self._hidden_sizes()} disagrees with the "
+                             f"network's hidden layers {net.sizes[1:-1]}.")
+        if any(name != self.activation for name in names[:-1]):
+            raise ValueError(f"`activation` {self.activation!r} disagrees with the network's "
+                             f"hidden activations {names[:-1]}.")
+
+    # -- the network's view of the data
+    def network_inputs(self, X: Any) -> Array:
+        """Raw inputs X (n_samples, n_features) as the fitted network takes them: validated
+        and standardised with ``x_mean_`` and ``x_scale_``."""
+        check_is_fitted(self)
+        X = _validate_data(self, X, reset=False)
+        return _standardise(X, self.x_mean_, self.x_scale_, "X")
 
     def _forward(self, X: Any) -> Array:
         """Network outputs (standardised units) for raw inputs X."""
-        check_is_fitted(self)
-        X = _validate_data(self, X, reset=False)
-        return self.net_.forward(self._standardise_inputs(X))
+        Z = self.network_inputs(X)
+        return self.net_.forward(Z)
 
     # -- pickling: parameter views into one vector do not survive pickle, so store a recipe
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         if isinstance(state.get("net_"), Network):
             state["net_"] = _net_state(state["net_"])
+            state.pop("coefs_", None)
+            state.pop("intercepts_", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -374,23 +512,43 @@ class _BaseMLP(BaseEstimator):
         if isinstance(state.get("net_"), dict):
             state["net_"] = _net_from_state(state["net_"])
         super().__setstate__(state)
+        if isinstance(getattr(self, "net_", None), Network):
+            self._set_parameter_views()
 
     # -- model files
     def save(self, path: PathLike, **names: Any) -> None:
-        """Write the fitted estimator to a model file; see :func:`save_estimator`."""
+        """Write the fitted estimator to a model file; see
+        :func:`deltaprop.estimator_io.save_estimator`."""
+        from .estimator_io import save_estimator
+
         save_estimator(self, path, **names)
 
     @classmethod
-    def load(cls, path: PathLike) -> _BaseMLP:
-        """Read an estimator of this class from a model file; see :func:`load_estimator`."""
+    def load(cls, path: PathLike) -> BaseMLP:
+        """Read an estimator of this class from a model file; see
+        :func:`deltaprop.estimator_io.load_estimator`."""
+        from .estimator_io import load_estimator
+        from .model_io import ModelFileError
+
         estimator, _ = load_estimator(path)
         if not isinstance(estimator, cls):
             raise ModelFileError(path, f"holds a {type(estimator).__name__}, not a {cls.__name__}.")
         return estimator
 
 
+def _checked_names(names: Sequence[str], n: int, what: str) -> Array:
+    """``n`` distinct strings as an object array; ValueError otherwise."""
+    names = list(names)
+    if len(names) != n or not all(isinstance(s, str) for s in names):
+        raise ValueError(f"`{what}` must be {n} strings; got {len(names)} items.")
+    if len(set(names)) != n:
+        twice = next(s for i, s in enumerate(names) if s in names[:i])
+        raise ValueError(f"`{what}` names {twice!r} twice.")
+    return np.asarray(names, dtype=object)
+
+
 # ---------------------------------------------------------------------- the regressor
-class MLPRegressor(RegressorMixin, _BaseMLP):
+class MLPRegressor(RegressorMixin, BaseMLP):
     """Multilayer perceptron regressor trained by Levenberg–Marquardt (or another solver).
 
     Parameters
@@ -438,7 +596,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         The trained network (standardised inputs and targets).
     coefs_, intercepts_ : list of ndarray
         ``coefs_[i]`` (n_in, n_out) = layer i's W transposed, ``intercepts_[i]`` its b
-        (scikit-learn's layout), in standardised units.
+        (scikit-learn's layout), in standardised units.  They are views of
+        ``net_.params``: changing them in place changes ``predict``, as in scikit-learn.
     x_mean_, x_scale_ : ndarray (n_features,)
     y_mean_, y_scale_ : ndarray (n_outputs,)
     n_outputs_ : int
@@ -470,7 +629,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     ((100, 2), True)
     """
 
-    _task = "regression"
+    task = "regression"
+    head = ("identity", "mse")
 
     def _check_y(self, X: object, y: object) -> tuple[Array, Array]:
         X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True,
@@ -481,24 +641,39 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Y = y.reshape(y.shape[0], -1)
         self.y_mean_, self.y_scale_ = _standardisation(Y)
         self.target_1d_ = y.ndim == 1
-        return (Y - self.y_mean_) / self.y_scale_
+        return _standardise(Y, self.y_mean_, self.y_scale_, "y")
 
-    def _encode_targets(self, y: Array, name: str) -> Array:
-        Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    def network_targets(self, y: Any, name: str = "y") -> Array:
+        Y = np.asarray(y, dtype=np.float64)
+        Y = Y.reshape(Y.shape[0] if Y.ndim else 1, -1)
         if Y.shape[1] != self.y_mean_.shape[0]:
             raise ValueError(f"`{name}` has {Y.shape[1]} target columns; y has "
                              f"{self.y_mean_.shape[0]}.")
-        return (Y - self.y_mean_) / self.y_scale_
+        if not np.all(np.isfinite(Y)):
+            r, c = (int(i) for i in np.argwhere(~np.isfinite(Y))[0])
+            raise ValueError(f"`{name}` has a non-finite value ({Y[r, c]}) at row {r}, "
+                             f"column {c}.")
+        return _standardise(Y, self.y_mean_, self.y_scale_, name)
 
-    def _head(self) -> tuple[int, str, str]:
-        return int(self.y_mean_.shape[0]), "identity", "mse"
+    def _restore_targets(self, n_outputs: int, targets: Mapping[str, Any]) -> None:
+        self.y_mean_, self.y_scale_ = _checked_scaling(targets.get("y_mean"),
+                                                       targets.get("y_scale"), n_outputs, "y")
+        target_1d = targets.get("target_1d")
+        if not isinstance(target_1d, (bool, np.bool_)):
+            raise ValueError(f"`target_1d` must be True or False; got {target_1d!r}.")
+        if target_1d and n_outputs != 1:
+            raise ValueError(f"`target_1d` is True but the network has {n_outputs} outputs.")
+        self.target_1d_ = bool(target_1d)
+
+    def _n_outputs(self) -> int:
+        return int(self.y_mean_.shape[0])
 
     def _score_standardised(self, net: Network, X: Array, T: Array) -> float:
         return float(r2_score(T, net.forward(X)))
 
     def predict(self, X: Any) -> Array:
         """Predicted targets, (n_samples,) if y was 1-D at fit, else (n_samples, n_outputs)."""
-        Y = self._forward(X) * self.y_scale_ + self.y_mean_
+        Y = _unstandardise(self._forward(X), self.y_mean_, self.y_scale_)
         return Y.ravel() if self.target_1d_ else Y
 
     def __sklearn_tags__(self) -> Any:
@@ -509,7 +684,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
 
 # ---------------------------------------------------------------------- the classifier
-class MLPClassifier(ClassifierMixin, _BaseMLP):
+class MLPClassifier(ClassifierMixin, BaseMLP):
     """Multilayer perceptron classifier (softmax outputs, cross-entropy) trained by LM or others.
 
     Parameters
@@ -543,7 +718,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     (['a', 'b', 'c'], (2, 3), True)
     """
 
-    _task = "classification"
+    task = "classification"
+    head = ("softmax", "ce")
 
     def _check_y(self, X: object, y: object) -> tuple[Array, Array]:
         X, y = _validate_data(self, X, y, dtype=np.float64)
@@ -559,10 +735,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return y if counts.min() >= 2 else None
 
     def _fit_targets(self, y: Array) -> Array:
-        return self._encode_targets(y, "y")
+        return self.network_targets(y, "y")
 
-    def _encode_targets(self, y: Array, name: str) -> Array:
-        """Class labels -> indices into ``classes_`` (unknown labels raise ValueError)."""
+    def network_targets(self, y: Any, name: str = "y") -> Array:
         y = np.asarray(y).reshape(-1)
         try:
             index = np.minimum(np.searchsorted(self.classes_, y), self.classes_.shape[0] - 1)
@@ -575,8 +750,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              f"the classes {self.classes_.tolist()} seen in y.")
         return index.astype(np.int64)
 
-    def _head(self) -> tuple[int, str, str]:
-        return int(self.classes_.shape[0]), "softmax", "ce"
+    def _restore_targets(self, n_outputs: int, targets: Mapping[str, Any]) -> None:
+        self.classes_ = _checked_classes(targets.get("classes"), n_outputs)
+
+    def _n_outputs(self) -> int:
+        return int(self.classes_.shape[0])
 
     def _score_standardised(self, net: Network, X: Array, T: Array) -> float:
         return float(accuracy_score(T, np.argmax(net.forward(X), axis=1)))
@@ -591,227 +769,27 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self.classes_[np.argmax(proba, axis=1)]
 
 
-ESTIMATORS: dict[str, type[_BaseMLP]] = {"MLPRegressor": MLPRegressor,
-                                         "MLPClassifier": MLPClassifier}
-
-
-# ---------------------------------------------------------------------- model files
-def _curve_rows(n: int) -> list[int]:
-    """Rows of a History kept in a model file: all, or ≤ MAX_CURVE_POINTS evenly spread."""
-    if n <= MAX_CURVE_POINTS:
-        return list(range(n))
-    rows = np.unique(np.linspace(0, n - 1, MAX_CURVE_POINTS).round().astype(int))
-    return rows.tolist()
-
-
-def _training_summary(est: _BaseMLP) -> dict[str, Any]:
-    h = est.history_
-    rows = _curve_rows(len(h.epoch))
-    scores = est.validation_scores_
-    summary = {"solver": est.solver, "n_iter": int(est.n_iter_), "stop_reason": est.stop_reason_,
-               "best_epoch": int(est.best_epoch_), "best_loss": h.best_loss,
-               "best_val_loss": h.best_val_loss, "seconds": h.seconds[-1] if h.seconds else 0.0,
-               "optimizer": h.optimizer, "curve_epochs": [h.epoch[i] for i in rows],
-               "loss_curve": [h.loss[i] for i in rows],
-               "val_loss_curve": [h.val_loss[i] for i in rows],
-               "validation_scores": None if scores is None else
-               [scores[h.epoch[i] - 1] for i in rows if h.epoch[i] >= 1]}
-    best_row = h.epoch.index(h.best_epoch) if h.best_epoch in h.epoch else len(h.epoch) - 1
-    for key, column in h.extras.items():  # γ, α, β of the returned (best) weights
-        summary[key] = column[best_row] if len(column) > best_row else None
-    return summary
-
-
-def _default_names(prefix: str, n: int) -> list[str]:
-    return [prefix] if n == 1 and prefix == "y" else [f"{prefix}{i}" for i in range(n)]
-
-
-def save_estimator(estimator: _BaseMLP, path: PathLike, *,
-                   feature_names: Sequence[str] | None = None,
-                   target_names: Sequence[str] | None = None,
-                   extra: Mapping[str, Any] | None = None) -> None:
-    """Write a fitted MLPRegressor or MLPClassifier to a safe model file (no pickle).
-
-    Parameters
-    ----------
-    estimator : MLPRegressor or MLPClassifier
-        Fitted.
-    path : str or path-like
-        Written atomically by :func:`deltaprop.model_io.save_model`.
-    feature_names : sequence of str, optional
-        Names of the input columns; default ``feature_names_in_`` or "x0", "x1", ...
-    target_names : sequence of str, optional
-        Names of the target columns (one for a classifier); default "y" or "y0", "y1", ...
-    extra : mapping, optional
-        Further JSON-able information to keep (e.g. metrics), returned by
-        :func:`load_estimator` as ``info["extra"]``.
-
-    Notes
-    -----
-    The metadata holds the estimator's class and parameters, the task, the scaling
-    (``x_mean``, ``x_scale`` and for regression ``y_mean``, ``y_scale``), feature and
-    target names, class labels, and a training summary (solver, epochs, stop reason, loss
-    curves; γ, α, β for "trainbr").  Curves longer than ``MAX_CURVE_POINTS`` epochs are
-    kept at evenly spread epochs (``curve_epochs``), so a loaded estimator's ``loss_curve_``
-    is then shorter than ``n_iter_``.
-    """
-    check_is_fitted(estimator)
-    params = estimator.get_params()
-    if not isinstance(params["random_state"], (int, type(None))):
-        params["random_state"] = None
-    params["hidden_layer_sizes"] = estimator._hidden_sizes()
-    d = int(estimator.n_features_in_)
-    names = getattr(estimator, "feature_names_in_", None)
-    features = list(feature_names if feature_names is not None else
-                    (names.tolist() if names is not None else _default_names("x", d)))
-    n_targets = 1 if estimator._task == "classification" else int(estimator.n_outputs_)
-    targets = list(target_names) if target_names is not None else _default_names("y", n_targets)
-    _check_names(features, d, "feature_names")
-    _check_names(targets, n_targets, "target_names")
-    meta: dict[str, Any] = {
-        "kind": ESTIMATOR_KIND, "estimator": type(estimator).__name__,
-        "task": estimator._task, "params": params, "feature_names": features,
-        "feature_names_in": names is not None, "target_names": targets,
-        "x_mean": estimator.x_mean_, "x_scale": estimator.x_scale_,
-        "training": _training_summary(estimator), "extra": dict(extra or {}),
-    }
-    if estimator._task == "regression":
-        meta.update(y_mean=estimator.y_mean_, y_scale=estimator.y_scale_,
-                    target_1d=bool(estimator.target_1d_))
-    else:
-        meta["classes"] = estimator.classes_
-    save_model(path, estimator.net_, meta)
-
-
-def _check_names(names: list[Any], n: int, what: str) -> None:
-    if len(names) != n or not all(isinstance(s, str) for s in names):
-        raise ValueError(f"`{what}` must be {n} strings; got {names!r}.")
-
-
-def _meta_entry(meta: Mapping[str, Any], key: str, kind: type | tuple[type, ...],
-                path: PathLike) -> Any:
-    if key not in meta or not isinstance(meta[key], kind):
-        raise ModelFileError(path, f"metadata entry {key!r} is missing or of the wrong type.")
-    return meta[key]
-
-
-def load_estimator(path: PathLike) -> tuple[_BaseMLP, dict[str, Any]]:
-    """Read an estimator written by :func:`save_estimator`, checking every field.
-
-    Parameters
-    ----------
-    path : str or path-like
-
-    Returns
-    -------
-    estimator : MLPRegressor or MLPClassifier
-        Fitted; predictions are identical to those of the saved estimator.
-    info : dict
-        ``task``, ``feature_names``, ``target_names``, ``classes`` (list, classification),
-        ``training`` (summary), ``extra`` (what the caller stored), ``params``.
-
-    Raises
-    ------
-    ModelFileError
-        For anything :func:`deltaprop.model_io.load_model` refuses, a model file that holds
-        no estimator, or metadata that does not match the network.
-    """
-    net, meta = load_model(path)
-    if meta.get("kind") != ESTIMATOR_KIND or meta.get("estimator") not in ESTIMATORS:
-        raise ModelFileError(path, "holds a deltaprop network but no estimator (metadata kind "
-                                   f"{meta.get('kind')!r}); load it with deltaprop.load_model.")
-    cls = ESTIMATORS[meta["estimator"]]
-    params = _meta_entry(meta, "params", dict, path)
+def _checked_classes(raw: object, n: int) -> Array:
+    """``n`` ≥ 2 sorted, distinct class labels of one type (int64, finite float, str or
+    bool) as an array; ValueError otherwise (integers beyond int64 included)."""
+    labels = raw.tolist() if isinstance(raw, np.ndarray) else raw
+    kinds = {type(c) for c in labels} if isinstance(labels, (list, tuple)) else set()
+    if len(kinds) != 1 or not kinds <= {int, float, str, bool} or len(labels) != n or n < 2:
+        raise ValueError(f"`classes` must be {n} labels of one type (integers, numbers, "
+                         f"strings or booleans); got {type(raw).__name__} of "
+                         f"{len(labels) if isinstance(labels, (list, tuple)) else '?'} items "
+                         f"of types {sorted(k.__name__ for k in kinds)}.")
+    dtype = {int: np.int64, float: np.float64, str: None, bool: np.bool_}[kinds.pop()]
     try:
-        estimator = cls(**params)
-        estimator._validate_params()
-        estimator._hidden_sizes()
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(path, f"metadata 'params' are not valid for {cls.__name__}: {exc}"
-                             ) from exc
-    _restore_fitted(estimator, net, meta, path)
-    info = {key: meta.get(key) for key in ("task", "feature_names", "target_names", "classes",
-                                           "training", "extra", "params")}
-    return estimator, info
+        classes = np.asarray(labels, dtype=dtype)
+    except OverflowError as exc:
+        raise ValueError("`classes` holds an integer beyond the 64-bit range.") from exc
+    if classes.dtype.kind == "f" and not np.all(np.isfinite(classes)):
+        raise ValueError("`classes` holds a non-finite number.")
+    if not np.all(classes[:-1] < classes[1:]):
+        raise ValueError("`classes` must be sorted and distinct.")
+    return classes
 
 
-def _restore_fitted(est: _BaseMLP, net: Network, meta: Mapping[str, Any],
-                    path: PathLike) -> None:
-    """Set the fitted attributes of ``est`` from a loaded network and metadata."""
-    d, n_out = net.n_inputs, net.n_outputs
-    if est._task != _meta_entry(meta, "task", str, path):
-        raise ModelFileError(path, f"metadata task {meta['task']!r} does not match "
-                                   f"{type(est).__name__}.")
-    want = ("softmax", "ce") if est._task == "classification" else ("identity", "mse")
-    if (net.activation_names[-1], net.loss_name) != want:
-        raise ModelFileError(path, f"the network's output/loss {net.activation_names[-1]}/"
-                                   f"{net.loss_name} does not fit a {type(est).__name__}.")
-    features = metadata_array(meta, "feature_names", dtype=str, shape=(d,), path=path)
-    metadata_array(meta, "target_names", dtype=str, shape=(None,), path=path)
-    est.x_mean_ = metadata_array(meta, "x_mean", shape=(d,), path=path)
-    est.x_scale_ = metadata_array(meta, "x_scale", shape=(d,), path=path)
-    if np.any(est.x_scale_ <= 0):
-        raise ModelFileError(path, "metadata 'x_scale' must be positive.")
-    if _meta_entry(meta, "feature_names_in", bool, path):
-        est.feature_names_in_ = features.astype(object)
-    if est._task == "regression":
-        _restore_regression(est, meta, n_out, path)
-    else:
-        _restore_classes(est, meta, n_out, path)
-    training = _meta_entry(meta, "training", dict, path)
-    scores = training.get("validation_scores")
-    if scores is not None and (not isinstance(scores, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores)):
-        raise ModelFileError(path, "metadata 'training' validation_scores are malformed.")
-    est.n_features_in_ = d
-    est._set_fitted(net, _history_from_summary(training, net, path), scores)
-
-
-def _restore_regression(est: _BaseMLP, meta: Mapping[str, Any], n_out: int,
-                        path: PathLike) -> None:
-    est.y_mean_ = metadata_array(meta, "y_mean", shape=(n_out,), path=path)
-    est.y_scale_ = metadata_array(meta, "y_scale", shape=(n_out,), path=path)
-    if np.any(est.y_scale_ <= 0):
-        raise ModelFileError(path, "metadata 'y_scale' must be positive.")
-    est.target_1d_ = _meta_entry(meta, "target_1d", bool, path)
-    if est.target_1d_ and n_out != 1:
-        raise ModelFileError(path, f"metadata says 1-D targets but the network has {n_out} "
-                                   "outputs.")
-
-
-def _restore_classes(est: _BaseMLP, meta: Mapping[str, Any], n_out: int,
-                     path: PathLike) -> None:
-    raw = _meta_entry(meta, "classes", list, path)
-    kinds = {type(c) for c in raw}
-    if len(raw) != n_out or len(kinds) != 1 or not kinds <= {int, float, str, bool}:
-        raise ModelFileError(path, f"metadata 'classes' must be {n_out} labels of one type "
-                                   f"(numbers or strings); got {raw!r}.")
-    classes = np.asarray(raw)
-    if np.unique(classes).shape[0] != n_out or np.any(classes[:-1] > classes[1:]):
-        raise ModelFileError(path, "metadata 'classes' must be sorted and distinct.")
-    est.classes_ = classes
-
-
-def _history_from_summary(training: Mapping[str, Any], net: Network, path: PathLike) -> History:
-    """A History carrying the saved summary (loss curves, stop reason, best epoch)."""
-    loss, val = training.get("loss_curve"), training.get("val_loss_curve")
-    epochs = training.get("curve_epochs")
-    ok = (isinstance(loss, list) and isinstance(val, list) and isinstance(epochs, list)
-          and len(loss) == len(val) == len(epochs) >= 1
-          and all(v is None or isinstance(v, (int, float)) for v in [*loss, *val])
-          and all(isinstance(e, int) for e in epochs) and epochs == sorted(set(epochs))
-          and isinstance(training.get("stop_reason"), str)
-          and isinstance(training.get("best_epoch"), int))
-    if not ok:
-        raise ModelFileError(path, "metadata 'training' summary is malformed.")
-    n = len(loss)
-    as_float = [np.nan if v is None else float(v) for v in loss]
-    history = History(epoch=list(epochs), loss=as_float,
-                      val_loss=[np.nan if v is None else float(v) for v in val],
-                      grad_norm=[np.nan] * n, step=[np.nan] * n, seconds=[np.nan] * n,
-                      best_epoch=int(training["best_epoch"]), best_params=net.params.copy(),
-                      stop_reason=training["stop_reason"],
-                      optimizer=str(training.get("optimizer", "")))
-    if history.best_epoch in epochs:
-        history.best_loss = as_float[epochs.index(history.best_epoch)]
-    return history
+ESTIMATORS: dict[str, type[BaseMLP]] = {"MLPRegressor": MLPRegressor,
+                                         "MLPClassifier": MLPClassifier}

@@ -23,13 +23,18 @@ and the JSON document is an object with exactly these keys::
                       "dtype": "float64"},                      # or "float32"
      "metadata": {...}}                                         # the caller's, any JSON object
 
-The float arrays have the architecture's dtype exactly and finite values.  The JSON is strict
+The float arrays have the architecture's dtype exactly and finite values.  Loading needs memory
+bounded by the file's size: compressed members are refused (deltaprop never writes them, and a
+1 MB deflate member can expand to gigabytes), every member's declared size must match its
+``.npy`` header's shape and fit in the file, the JSON document may hold at most
+``MAX_DOCUMENT_BYTES``, and only then are arrays read.  The JSON is strict
 (no NaN or Infinity): :func:`to_jsonable` turns numpy arrays and scalars into lists and numbers
 and non-finite floats into ``null``; :func:`metadata_array` reads such a list back as a checked
 array.  Loading (:func:`load_model`) uses ``numpy.load(..., allow_pickle=False)`` and checks every
 key, type, shape and value; anything else raises :class:`ModelFileError` naming the file.
-Saving (:func:`save_model`) writes a temporary file in the target's directory and renames it
-over the target, so an interrupted save never leaves a half-written model.
+Saving (:func:`save_model`) writes through :func:`deltaprop.outputs.write_atomically`: a
+temporary file in the target's folder renamed over the target, so an interrupted save never
+leaves a half-written model, and the temporary file is removed on every failure.
 
 Examples
 --------
@@ -45,16 +50,13 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import secrets
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,6 +65,7 @@ from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .layers import Activation, Dense
 from .losses import LOSSES, make_head
 from .network import Network
+from .outputs import OutputError, write_atomically
 
 Array = np.ndarray
 PathLike = str | os.PathLike
@@ -76,6 +79,12 @@ _TOP_KEYS = ("format", "format_version", "architecture", "metadata")
 _ARCH_KEYS = ("sizes", "hidden_activations", "output_activation", "loss", "dtype")
 _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_WIDTH = 10**7
+#: The largest JSON document a model file may hold, in bytes.  An estimator's loss curves of
+#: 10 001 epochs take under 1 MB and the names and scaling of 100 000 features about 6 MB;
+#: parsing the largest document allowed takes at most a few hundred MB of Python objects.
+MAX_DOCUMENT_BYTES = 16 * 2**20
+_COMPRESSION_NAMES = {zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
+                      zipfile.ZIP_LZMA: "lzma"}
 
 
 class ModelFileError(ValueError):
@@ -202,7 +211,7 @@ def save_model(path: PathLike, net: Network, metadata: Mapping[str, Any] | None 
     ------
     ValueError
         If ``net`` is not a Network, holds non-finite parameters, or ``metadata`` cannot be
-        stored as JSON.
+        stored as JSON or takes more than ``MAX_DOCUMENT_BYTES`` as JSON.
     ModelFileError
         If the file cannot be written (a directory, a missing folder, no permission...).
     """
@@ -218,8 +227,12 @@ def save_model(path: PathLike, net: Network, metadata: Mapping[str, Any] | None 
         "architecture": architecture(net),
         "metadata": to_jsonable(dict(metadata or {})),
     }
-    text = json.dumps(document, allow_nan=False, ensure_ascii=False)
-    arrays = {JSON_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
+    raw = json.dumps(document, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"`metadata` takes {len(raw)} bytes as JSON, more than the "
+                         f"{MAX_DOCUMENT_BYTES} a model file may hold; refusing to save a "
+                         "model that would not load back.")
+    arrays = {JSON_KEY: np.frombuffer(raw, dtype=np.uint8)}
     for i, layer in enumerate(net.dense_layers):
         arrays[f"W{i}"] = np.array(layer.W, dtype=net.dtype)
         arrays[f"b{i}"] = np.array(layer.b, dtype=net.dtype)
@@ -239,25 +252,15 @@ def architecture(net: Network) -> dict[str, Any]:
 
 
 def _write_atomically(path: PathLike, arrays: dict[str, Array]) -> None:
-    """``numpy.savez`` into a temporary sibling of ``path``, then rename it over ``path``."""
-    target = Path(os.fspath(path))
-    if target.is_dir():
-        raise ModelFileError(target, "is a directory; give a file name for the model.")
-    if not target.parent.is_dir():
-        raise ModelFileError(target, f"cannot write: folder {str(target.parent)!r} does not exist.")
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    """``numpy.savez`` (uncompressed) into ``path`` through a temporary file and a rename."""
+
+    def write(fh: Any) -> None:
+        np.savez(fh, **arrays)
+
     try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        with os.fdopen(os.open(tmp, flags, 0o666), "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise ModelFileError(target, f"cannot write: {exc.strerror or exc}.") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        write_atomically(path, write)
+    except OutputError as exc:
+        raise ModelFileError(path, exc.problem) from exc
 
 
 # ---------------------------------------------------------------------------- loading
@@ -324,21 +327,20 @@ _CORRUPT = (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, ValueEr
 
 
 def _scan_headers(p: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape and dtype of every member from its .npy header, reading no array data."""
-    headers = {}
+    """Shape and dtype of every member from its .npy header, reading no array data.
+
+    Refuses compressed members, and members whose declared sizes do not fit in the file or
+    disagree with their headers, so reading the arrays later allocates at most the file's size.
+    """
+    headers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     try:
         with zipfile.ZipFile(p) as zf:
-            for info in zf.infolist():
-                if not info.filename.endswith(".npy"):
-                    raise ModelFileError(p, f"holds {info.filename!r}, which is not an array.")
-                with zf.open(info) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    if version not in ((1, 0), (2, 0)):
-                        raise ValueError(f"unsupported .npy version {version}")
-                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                            else np.lib.format.read_array_header_2_0)
-                    shape, _, dtype = read(fh)
-                headers[info.filename[:-4]] = (shape, dtype)
+            infos = zf.infolist()
+            _check_members(p, infos, os.path.getsize(p))
+            for info in infos:
+                if info.filename[:-4] in headers:
+                    raise ModelFileError(p, f"holds two members named {info.filename!r}.")
+                headers[info.filename[:-4]] = _member_header(p, zf, info)
     except _CORRUPT as exc:
         if isinstance(exc, ModelFileError):
             raise
@@ -347,6 +349,42 @@ def _scan_headers(p: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     if pickled:
         raise ModelFileError(p, f"holds a pickled object (array {pickled[0]!r}); refusing to load.")
     return headers
+
+
+def _check_members(p: str, infos: list[zipfile.ZipInfo], archive_bytes: int) -> None:
+    """Only stored (uncompressed) .npy members whose declared sizes fit in the archive."""
+    declared = 0
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            raise ModelFileError(p, f"holds {info.filename!r}, which is not an array.")
+        if info.compress_type != zipfile.ZIP_STORED:
+            method = _COMPRESSION_NAMES.get(info.compress_type, f"method {info.compress_type}")
+            raise ModelFileError(p, f"member {info.filename!r} is compressed ({method}); "
+                                    "deltaprop writes uncompressed members only, so it refuses "
+                                    "to expand it.")
+        declared += info.file_size
+    if declared > archive_bytes:
+        raise ModelFileError(p, f"its members declare {declared} bytes but the file holds "
+                                f"{archive_bytes}; refusing to load.")
+
+
+def _member_header(p: str, zf: zipfile.ZipFile,
+                   info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from a member's .npy header, checked against the member's size."""
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported .npy version {version}")
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read(fh)
+        data_bytes = info.file_size - fh.tell()
+    claimed = math.prod(shape) * dtype.itemsize
+    if not dtype.hasobject and claimed != data_bytes:
+        raise ModelFileError(p, f"array {info.filename[:-4]!r} claims {dtype} {shape} "
+                                f"({claimed} bytes) but its member holds {data_bytes} bytes; "
+                                "refusing to load.")
+    return shape, dtype
 
 
 def _open_npz(p: str) -> Any:
@@ -392,6 +430,9 @@ def _read_document(p: str, npz: Any, headers: dict) -> dict[str, Any]:
         raise ModelFileError(
             p, f"array {JSON_KEY!r} must be uint8 bytes of shape (n,); got {dtype} {shape}."
         )
+    if shape[0] > MAX_DOCUMENT_BYTES:
+        raise ModelFileError(p, f"its JSON document holds {shape[0]} bytes, more than the "
+                                f"{MAX_DOCUMENT_BYTES} a model file may; refusing to load.")
     raw = _read_array(p, npz, JSON_KEY)
     try:
         document = json.loads(raw.tobytes().decode("utf-8"), object_pairs_hook=_no_duplicates,

@@ -1,8 +1,9 @@
 """Plots of training and of trained networks, as PNG files (MATLAB's fitting-app figures).
 
 Every function builds a :class:`matplotlib.figure.Figure` drawn by the Agg canvas, returns it,
-and writes a PNG when given a ``path``.  No pyplot is used: a user's interactive session, its
-backend and its list of open figures are left alone, and nothing needs a display.
+and writes a PNG when given a ``path`` (atomically: a complete new file or the old one).  No
+pyplot is used: a user's interactive session, its backend and its list of open figures are
+left alone, and nothing needs a display.
 
 =======================  ===================================================================
 function                 figure
@@ -31,6 +32,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .outputs import OutputError, write_atomically
+
 Array = np.ndarray
 PathLike = str | os.PathLike
 
@@ -44,13 +47,12 @@ def _new_figure(width: float = 6.0, height: float = 4.5) -> Figure:
 
 
 def _finish(fig: Figure, path: PathLike | None) -> Figure:
-    """Write ``fig`` as a PNG to ``path`` when given; return it."""
+    """Write ``fig`` as a PNG to ``path`` when given (atomically); return it."""
     if path is not None:
         try:
-            fig.savefig(os.fspath(path), format="png", dpi=100)
-        except OSError as exc:
-            raise ValueError(f"cannot write plot {os.fspath(path)!r}: "
-                             f"{exc.strerror or exc}.") from exc
+            write_atomically(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
+        except OutputError as exc:
+            raise ValueError(f"cannot write plot {os.fspath(path)!r}: {exc.problem}") from exc
     return fig
 
 
