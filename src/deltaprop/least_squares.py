@@ -127,6 +127,8 @@ INITIAL_RADIUS_FACTOR = 1.0
 ACCEPT_RATIO = 1e-4
 #: The geodesic correction a/2 of a rejected step v is tried when ‖Da‖ ≤ this × ‖Dv‖.
 GEODESIC_RATIO = 1.0
+#: A variable this close to a bound (relative to max(1, |bound|)) is put on it.
+SNAP_TO_BOUND = 1e-12
 
 TERMINATION_MESSAGES = {
     -2: "Stopped by callback: `callback` returned True or raised StopIteration.",
@@ -173,7 +175,9 @@ class LMResult(OptimizeResult):
         Number of trial steps (each rejected one counts; for the multiplicative method also the
         failed factorisations).
     nfev, njev : int
-        Number of evaluations of `fun` (finite differences included) and of the Jacobian.
+        Number of evaluations of `fun` and of the Jacobian (``scipy.optimize.least_squares``'s
+        convention: the evaluations of `fun` made by a finite-difference Jacobian count in
+        `njev` only).
     status : int
         Reason for termination, a key of :data:`TERMINATION_MESSAGES`.
     message : str
@@ -201,6 +205,12 @@ class _Options:
     mu_dec: float = 0.1
     mu_inc: float = 10.0
     mu_max: float = 1e10
+
+    def __post_init__(self) -> None:
+        if self.lb is not None:
+            self.snap_lb, self.snap_ub = (
+                np.where(np.isfinite(b), SNAP_TO_BOUND * np.maximum(1.0, np.abs(b)), -1.0)
+                for b in (self.lb, self.ub))
 
 
 @dataclass
@@ -252,8 +262,11 @@ def _free_variables(p: _Point, opts: _Options) -> Array | None:
 
 
 def _gradient_cosine(p: _Point, free: Array | None) -> float:
-    """MINPACK's scale-free gradient measure max_j |J_jᵀ r| / (‖J_j‖ ‖r‖) (0 when r = 0)."""
-    f_norm = math.sqrt(float(p.f_mod @ p.f_mod))
+    """MINPACK's scale-free gradient measure max_j |J_jᵀ r| / (‖J_j‖ ‖r‖) (0 when r = 0).
+
+    ‖r‖ is √(2 cost): for a robust loss, the scaled residuals of outliers are inflated by up
+    to ε^-½ and would make every gradient look small."""
+    f_norm = math.sqrt(2.0 * p.cost)
     c, g = p.model.col_norms, p.model.grad
     if f_norm == 0:
         return 0.0
@@ -277,9 +290,35 @@ def _feasible_step(x: Array, p: Array, model, opts: _Options) -> Array:
         else shortened
 
 
+def _step_in_box(p: _Point, D: Array, radius: float, mu: float, opts: _Options):
+    """The trust-region step with the variables it would push out of the box held.
+
+    A variable at a bound whose step points outward is held at the bound and the subproblem
+    is solved again in the others (at most n times), so that the projected step keeps the
+    model's decrease."""
+    tr = p.model.step(radius, mu)
+    free = np.ones(p.x.size, dtype=bool) if p.model.free is None else p.model.free.copy()
+    at_lower, at_upper = p.x <= opts.lb, p.x >= opts.ub
+    for _ in range(p.x.size):
+        out = (at_lower & (tr.step < 0)) | (at_upper & (tr.step > 0))
+        if not out.any():
+            break
+        free &= ~out
+        if not free.any():
+            return tr._replace(step=np.zeros_like(tr.step), scaled_norm=0.0)
+        p.model.factor(D, free)
+        tr = p.model.step(radius, mu)
+    return tr
+
+
 def _move(x: Array, d: Array, opts: _Options) -> Array:
-    """x + d, clipped to the box."""
-    return x + d if opts.lb is None else np.clip(x + d, opts.lb, opts.ub)
+    """x + d, clipped to the box, and put on a bound it lies within rounding distance of."""
+    if opts.lb is None:
+        return x + d
+    y = np.clip(x + d, opts.lb, opts.ub)
+    near_lb = y - opts.lb <= opts.snap_lb  # snap_lb = -1 for an infinite bound
+    near_ub = opts.ub - y <= opts.snap_ub
+    return np.where(near_lb, opts.lb, np.where(near_ub, opts.ub, y))
 
 
 @dataclass
@@ -299,7 +338,7 @@ class _Trial:
 def _try(res: Residuals, p: _Point, D: Array, radius: float, mu: float,
          opts: _Options) -> _Trial:
     """Solve the trust-region subproblem, make the step feasible, evaluate the trial."""
-    tr = p.model.step(radius, mu)
+    tr = p.model.step(radius, mu) if opts.lb is None else _step_in_box(p, D, radius, mu, opts)
     d = _feasible_step(p.x, tr.step, p.model, opts)
     norm = tr.scaled_norm if d is tr.step else _norm(D * d)
     predicted, slope = p.model.predicted(d)
@@ -518,8 +557,10 @@ def _active_mask(x: Array, opts: _Options) -> Array:
     """−1 / +1 at a lower / upper bound (within 1e-10 relative), 0 elsewhere."""
     mask = np.zeros(x.size, dtype=int)
     if opts.lb is not None:
-        mask[x - opts.lb <= 1e-10 * np.maximum(1.0, np.abs(opts.lb))] = -1
-        mask[opts.ub - x <= 1e-10 * np.maximum(1.0, np.abs(opts.ub))] = 1
+        finite_lb, finite_ub = np.isfinite(opts.lb), np.isfinite(opts.ub)
+        lb, ub = np.where(finite_lb, opts.lb, 0.0), np.where(finite_ub, opts.ub, 0.0)
+        mask[finite_lb & (x - lb <= 1e-10 * np.maximum(1.0, np.abs(lb)))] = -1
+        mask[finite_ub & (ub - x <= 1e-10 * np.maximum(1.0, np.abs(ub)))] = 1
     return mask
 
 
@@ -780,8 +821,9 @@ def levenberg_marquardt(
     diff_step : float or array_like, optional
         Relative finite-difference step (default √ε, or ε^⅓ for "3-point").
     max_nfev : int, optional
-        Trial steps stop once `fun` has been evaluated this often; default 100 n for a
-        callable `jac`, 100 n (n + 1) for differences; no limit when only `max_iter` is given.
+        Trial steps stop once `fun` has been evaluated this often (not counting the evaluations
+        of a finite-difference Jacobian); default 100 n, no limit when only `max_iter` is
+        given.
     args, kwargs
         Extra arguments of `fun` and `jac`.
     callback : callable, optional
@@ -872,7 +914,7 @@ def _prepare(a: dict[str, Any]) -> tuple[_Options, Residuals, Array]:
     max_iter = _check_limit(a["max_iter"], "max_iter")
     max_nfev = _check_limit(a["max_nfev"], "max_nfev")
     if a["max_nfev"] is None and a["max_iter"] is None:
-        max_nfev = 100 * x.size * (1 if callable(a["jac"]) else x.size + 1)
+        max_nfev = 100 * x.size
     kwargs = {} if a["kwargs"] is None else dict(a["kwargs"])
     res = Residuals(a["fun"], a["jac"], tuple(a["args"]), kwargs, loss, f_scale,
                     _check_diff_step(a["diff_step"], x),

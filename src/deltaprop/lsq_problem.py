@@ -124,7 +124,8 @@ class Residuals:
     Attributes
     ----------
     nfev, njev : int
-        Evaluations of ``fun`` (difference quotients included) and of the Jacobian.
+        Evaluations of ``fun`` and of the Jacobian; the evaluations of ``fun`` that a
+        finite-difference Jacobian makes count in ``njev`` only (scipy's convention).
     """
 
     def __init__(self, fun, jac, args, kwargs, loss, f_scale, diff_step, lb, ub):
@@ -139,9 +140,12 @@ class Residuals:
     def __call__(self, x: Array) -> Array:
         """Residuals f(x) (m,) as float64; non-finite values are left for the caller."""
         self.nfev += 1
+        return self._evaluate(x)
+
+    def _evaluate(self, x: Array) -> Array:
         f = np.asarray(self.fun(x, *self.args, **self.kwargs))
         if f.shape != self.shape:
-            f = self._first_residuals(f)
+            f = f.reshape(1) if f.ndim == 0 and self.shape == (1,) else self._first_residuals(f)
         if f.dtype.kind not in "fiub":
             raise ValueError(f"`fun` must return real residuals, got dtype {f.dtype} "
                              "(split a complex residual into its real and imaginary parts).")
@@ -222,7 +226,6 @@ class Residuals:
         if scheme == "cs":
             xc = x.astype(complex)
             xc[j] += 1j * h
-            self.nfev += 1
             return np.atleast_1d(np.asarray(self.fun(xc, *self.args, **self.kwargs))).imag / h
         inside = lambda step: self.lb[j] <= x[j] + step <= self.ub[j]  # noqa: E731
         if scheme == "2-point":
@@ -240,7 +243,7 @@ class Residuals:
         """f(x + h e_j) and the step actually taken (representable)."""
         xh = x.copy()
         xh[j] = x[j] + h
-        return self(xh), float(xh[j] - x[j])
+        return self._evaluate(xh), float(xh[j] - x[j])
 
 
 def _scale_rows(J, w: Array):
