@@ -439,7 +439,7 @@ def _trust_region(res: Residuals, p: _Point, opts: _Options) -> tuple[_Point, in
             p = p if new is None else new
             xnorm = _norm(D * p.x)
             status = _converged(actual, predicted, ratio, radius, xnorm, gnorm, opts)
-            if status is None and new is not None and count.stop_requested(p, mu):
+            if new is not None and count.stop_requested(p, mu) and status is None:
                 status = -2
             if status is not None:
                 return p, status, mu, count.nit
@@ -493,7 +493,7 @@ def _multiplicative(res: Residuals, p: _Point, opts: _Options) -> tuple[_Point, 
             p, D = new, _damping_diagonal(new, D, opts)
             if status is None and _gradient_cosine(p, None) <= opts.gtol:
                 status = 1
-            if status is None and count.stop_requested(p, mu):
+            if count.stop_requested(p, mu) and status is None:
                 status = -2
         elif status is None and mu > opts.mu_max:
             status = -1
