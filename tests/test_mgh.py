@@ -37,15 +37,16 @@ def test_mgh_minima_are_reproduced_where_the_paper_gives_the_point() -> None:
 
 
 def _minpack_nfev(p: Problem) -> tuple[int, bool]:
-    """MINPACK's evaluations and success: the median of 3 runs, because scipy 1.17.1's lm is not
-    reproducible on Biggs EXP6 (3, 42 or 44 evaluations in identical calls)."""
+    """MINPACK's evaluations and success: the most frequent outcome of 5 identical runs, because
+    scipy 1.17.1's lm is not reproducible on Biggs EXP6 (42 evaluations to the minimum, or 3
+    and a stop far from it, depending on the state of the allocator)."""
     runs = []
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        for _ in range(3):
+        for _ in range(5):
             res = least_squares(p.residual, p.x0, p.jacobian, method="lm")
-            runs.append((res.nfev, p.reached(res.cost)))
-    return sorted(runs)[1]
+            runs.append((res.nfev, bool(p.reached(res.cost))))
+    return max(set(runs), key=runs.count)
 
 
 def test_mgh_default_solver_reaches_a_minimum_in_fewer_evaluations_than_minpack() -> None:

@@ -220,10 +220,10 @@ def curve_fit(
     >>> import numpy as np
     >>> from deltaprop import curve_fit
     >>> x = np.linspace(0, 4, 50)
-    >>> y = 2.5 * np.exp(-1.3 * x) + 0.5 + 0.01 * np.sin(7 * x)
+    >>> y = 2.5 * np.exp(-1.3 * x) + 0.5 + 0.01 * np.sin(7 * x)   # a small systematic error
     >>> popt, pcov = curve_fit(lambda x, a, b, c: a * np.exp(-b * x) + c, x, y)
-    >>> np.round(popt, 2), pcov.shape
-    (array([2.5, 1.3, 0.5]), (3, 3))
+    >>> np.round(popt, 3), pcov.shape
+    (array([2.505, 1.305, 0.502]), (3, 3))
     """
     n = _n_params(f, p0)
     lb, ub = _bounds(bounds, n)
