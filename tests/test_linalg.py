@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import deltaprop
 from deltaprop.linalg import (
     damped_step_search,
     marquardt_diagonal,
@@ -172,3 +173,25 @@ def test_update_radius_follows_minpack() -> None:
     # ... clipped at 0.1, and 0.1 for a 100-fold growth or a non-finite trial
     assert update_radius(1.0, 0.4, -50.0, 0.8, -50.0, -0.1)[0] == pytest.approx(0.1)
     assert update_radius(1.0, 0.4, -np.inf, 0.8, -np.inf, -1.0)[0] == pytest.approx(0.1)
+
+
+def test_trust_region_step_on_a_network_gauss_newton_matrix(rng: np.random.Generator) -> None:
+    # What network LM has: G = JᵀJ (P × P, Fortran order, upper triangle) and g for "sse",
+    # and a trial loss. The predicted reduction matches the loss's to second order.
+    net = deltaprop.mlp([2, 6, 1], loss="sse", seed=0)
+    X, T = rng.uniform(-1, 1, (40, 2)), rng.uniform(-1, 1, (40, 1))
+    G, g = deltaprop.gauss_newton(net, X, T)
+    upper = np.asfortranarray(np.triu(G))
+    D = np.sqrt(marquardt_diagonal(np.diag(G)))
+    w0, loss0 = net.params.copy(), net.loss(X, T)
+    for radius in (1e-1, 1e-3):
+        tr = trust_region_step(upper, g, D, radius, work=np.empty_like(upper, order="F"))
+        np.testing.assert_allclose((G + tr.mu * np.diag(D**2)) @ tr.step, -g, atol=1e-10)
+        predicted = model_reduction(upper, g, tr.step)
+        net.params[:] = w0 + tr.step
+        actual = loss0 - net.loss(X, T)
+        net.params[:] = w0
+        assert predicted > 0 and abs(actual - predicted) <= 0.3 * predicted
+        radius_next, _ = update_radius(radius, tr.mu, actual / predicted, tr.scaled_norm,
+                                       actual / loss0, float(g @ tr.step) / loss0)  # fmt: skip
+        assert radius_next >= radius  # a good model keeps or grows the region
