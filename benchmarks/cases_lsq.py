@@ -145,8 +145,8 @@ def _nist_timing(cfg: Config, nist) -> Row:
 
     pair = time_runs(one_pass(ours), one_pass(ref), repeat=cfg.repeat)
     return ratio_row("least-squares", "NIST StRD: wall time of one pass over the 54 runs",
-                     pair, MINPACK, 2.0, "alternating whole passes; both include the NIST "
-                     "model evaluations (about 40 % of ours) and, for ours, the covariance")
+                     pair, MINPACK, 2.0, "alternating whole passes with the same tolerances; "
+                     "both include the NIST model evaluations and ours the covariance")
 
 
 # ----------------------------------------------------------------------------- MGH
