@@ -133,6 +133,8 @@ BAD = [
     ({"method": "lm", "bounds": (0.0, 10.0)}, ValueError, "Method 'lm' only works"),
     ({"args": (1,)}, ValueError, "'args' is not a supported"),
     ({"loss": "hinge"}, ValueError, "`loss`"),
+    ({"p0": [1.0, 1.0, 1.0], "bounds": (2.0, 3.0)}, ValueError, "`p0` must be 3 values inside"),
+    ({"bounds": ([0.0, 0.0], 5.0)}, ValueError, "`bounds` must be a pair"),
 ]
 
 

@@ -54,9 +54,13 @@ def _n_params(f: Callable, p0: object) -> int:
 
 
 def _bounds(bounds: object, n: int) -> tuple[Array, Array]:
-    lb, ub = (bounds.lb, bounds.ub) if isinstance(bounds, Bounds) else bounds
-    return (np.broadcast_to(np.asarray(lb, dtype=float), (n,)).copy(),
-            np.broadcast_to(np.asarray(ub, dtype=float), (n,)).copy())  # fmt: skip
+    try:
+        lb, ub = (bounds.lb, bounds.ub) if isinstance(bounds, Bounds) else bounds
+        return (np.broadcast_to(np.asarray(lb, dtype=float), (n,)).copy(),
+                np.broadcast_to(np.asarray(ub, dtype=float), (n,)).copy())  # fmt: skip
+    except (TypeError, ValueError):
+        raise ValueError(f"`bounds` must be a pair (lb, ub) of scalars or arrays of the "
+                         f"{n} parameters, or a scipy.optimize.Bounds; got {bounds!r}.") from None
 
 
 def _feasible_start(lb: Array, ub: Array) -> Array:
@@ -228,6 +232,8 @@ def curve_fit(
     n = _n_params(f, p0)
     lb, ub = _bounds(bounds, n)
     p0 = _feasible_start(lb, ub) if p0 is None else np.atleast_1d(np.asarray(p0, dtype=float))
+    if p0.shape != (n,) or np.any(p0 < lb) or np.any(p0 > ub):
+        raise ValueError(f"`p0` must be {n} values inside `bounds`, got {p0!r}.")
     lm_method = _method(method, lb, ub)
     if nan_policy not in (None, "raise", "omit"):
         raise ValueError(f"`nan_policy` must be 'raise', 'omit' or None, got {nan_policy!r}.")
