@@ -61,7 +61,7 @@ Lanczos1's standard deviations (certified from an RSS of 1.43e-25) reach 2.96–
 on both starts. The deficit is in s² = RSS/(m − n), not in (JᵀJ)⁻¹ (Lanczos2 and 3, the same
 model, reproduce theirs to 9–10 digits): each of the 24 residuals (≈ 8e-14) is a difference of
 numbers near 1 and carries a rounding error of ≈ 2e-16 from the data alone (y parsed to float64)
-and as much from evaluating the model, ≈ 0.3 % of the residual, so the RSS found by any
+and as much from evaluating the model, ≈ 0.5 % of the residual, so the RSS found by any
 double-precision fit is off by ≈ 0.1–0.2 % (ours 1.4279e-25 and 1.4297e-25; MINPACK's run gives
 3.02 and 3.06 digits). Extended-precision residuals would be needed for more.""",
     "nist-strd": """

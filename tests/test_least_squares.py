@@ -25,7 +25,7 @@ MULTIPLICATIVE = {"ftol": 0.0, "xtol": 1e-12, "gtol": 1e-12, "max_iter": 200_000
 DIGITS = 6  # significant digits required of every parameter and of the RSS
 SD_DIGITS = 4  # of every certified standard deviation
 # Lanczos1's certified RSS (1.4e-25) is below the rounding of its residuals in float64
-# (η ≈ 2e-15 per residual, ~0.3 % of each): s² and so the standard deviations carry ~3 digits.
+# (a few 1e-16 on each residual of ≈ 8e-14): s² and so the standard deviations carry ~3 digits.
 # Measured: 3.41 (start 1) and 2.96–2.99 (start 2: the last bits of the SVD vary between runs);
 # scipy lm's s² gives 3.06 and 3.02.
 SD_DIGITS_LANCZOS1 = 2.9
