@@ -99,6 +99,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
 
+from ._validation import check_positive_float, check_positive_int
 from .linalg import marquardt_diagonal, solve_damped, update_mu, update_radius
 from .lsq_problem import JAC_METHODS, ROBUST_LOSSES, Residuals, make_model
 
@@ -217,12 +218,12 @@ class _Options:
 
 @dataclass
 class _Point:
-    """An accepted point: x, raw residuals f, cost, and the Gauss–Newton model there."""
+    """An accepted point: x, raw residuals f, cost, the (loss-scaled) Jacobian J, the loss's
+    row weights w (None for plain least squares), and the Gauss–Newton model there."""
 
     x: Array
     f: Array
     cost: float
-    f_mod: Array
     J: Any
     w: Array | None
     model: Any
@@ -239,7 +240,7 @@ def _point(res: Residuals, x: Array, f: Array, cost: float, normal: bool) -> _Po
     if lin is None:
         return None
     f_mod, J, w = lin
-    return _Point(x, f, cost, f_mod, J, w, make_model(f_mod, J, normal))
+    return _Point(x, f, cost, J, w, make_model(f_mod, J, normal))
 
 
 # ----------------------------------------------------------------------------- trust region
@@ -658,18 +659,14 @@ def _check_loss(loss: object, f_scale: object) -> tuple[Callable | None, float]:
     if not callable(loss) and loss not in ROBUST_LOSSES:
         known = ", ".join(repr(k) for k in ROBUST_LOSSES)
         raise ValueError(f"`loss` must be one of {known} or a callable, got {loss!r}.")
-    ok = isinstance(f_scale, (int, float, np.number)) and not isinstance(f_scale, bool)
-    if not ok or not (np.isfinite(f_scale) and f_scale > 0):
-        raise ValueError(f"`f_scale` must be a positive number, got {f_scale!r}.")
-    return (loss if callable(loss) else ROBUST_LOSSES[loss]), float(f_scale)
+    return (loss if callable(loss) else ROBUST_LOSSES[loss]), check_positive_float(f_scale,
+                                                                                "f_scale")
 
 
 def _check_limit(value: object, name: str) -> float:
-    if value is None:
-        return math.inf
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1 or None, got {value!r}.")
-    return int(value)
+    """A positive integer limit, or inf for None."""
+    limit = check_positive_int(value, name, allow_none=True)
+    return math.inf if limit is None else limit
 
 
 def _check_jac(jac: object) -> None:

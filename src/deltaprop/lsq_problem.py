@@ -281,6 +281,7 @@ class DenseModel:
         self.f, self.J = f, J
         self.grad = J.T @ f
         self.col_norms = np.sqrt(np.einsum("ij,ij->j", J, J))
+        self._last: tuple[Array, Array] | None = None  # (d, J̃ d) of the last prediction
 
     def factor(self, scale: Array, free: Array | None) -> None:
         """Take the SVD of the free columns of J̃ diag(scale)⁻¹."""
@@ -298,12 +299,14 @@ class DenseModel:
     def predicted(self, d: Array) -> tuple[float, float]:
         """(reduction −gᵀd − ½‖J̃d‖² of the model, directional derivative gᵀd)."""
         Jd = self.J @ d
+        self._last = (d, Jd)
         slope = float(self.grad @ d)
         return -slope - 0.5 * float(Jd @ Jd), slope
 
     def times(self, d: Array) -> Array:
-        """J̃ d."""
-        return self.J @ d
+        """J̃ d (kept from :meth:`predicted` for the same step)."""
+        last = self._last
+        return last[1] if last is not None and last[0] is d else self.J @ d
 
     def correction(self, r_vv: Array, mu: float) -> Array:
         """−(J̃ᵀJ̃ + μD²)⁻¹ J̃ᵀ r_vv: the geodesic acceleration for the second derivative r_vv."""
