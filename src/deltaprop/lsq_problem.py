@@ -118,8 +118,8 @@ class Residuals:
     diff_step : ndarray or None
         Relative finite-difference step; None for the scheme's default (√ε, or ε^⅓ for
         "3-point", ε of the residuals' dtype).
-    lb, ub : ndarray or None
-        Bounds that the difference steps respect.
+    lb, ub : ndarray, shape (n,)
+        Bounds that the difference steps respect (±inf where there is none).
 
     Attributes
     ----------
