@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cases, cases_lm  # noqa: F401 - importing registers the cases
+from . import cases, cases_lm, cases_lsq  # noqa: F401 - importing registers the cases
 from .core import CASES, Config, Row, run_case
 from .gaps import gaps_section
 from .report import render, table_line

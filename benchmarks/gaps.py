@@ -56,6 +56,14 @@ MSE ≤ 0.011 of the two libraries differ chaotically per seed (one seed was 9 v
 20-seed means are 6.5 vs 6.35). Per epoch (≈ 17 ms) 60 % is the ``syrk`` of JᵀJ
 (2000 × 481, ≈ 10 ms at 46 GFLOP/s, numpy's limit), ≈ 1.3 ms forming J, ≈ 1.5 ms per
 Cholesky trial; skipping the mirror of G and h''(z) in ``gauss_newton`` saved ≈ 1.5 ms.""",
+    "least-squares": """
+Lanczos1's standard deviations (certified from an RSS of 1.43e-25) reach 2.96–3.41 digits, not 3
+on both starts. The deficit is in s² = RSS/(m − n), not in (JᵀJ)⁻¹ (Lanczos2 and 3, the same
+model, reproduce theirs to 9–10 digits): each of the 24 residuals (≈ 8e-14) is a difference of
+numbers near 1 and carries a rounding error of ≈ 2e-16 from the data alone (y parsed to float64)
+and as much from evaluating the model, ≈ 0.5 % of the residual, so the RSS found by any
+double-precision fit is off by ≈ 0.1–0.2 % (ours 1.4279e-25 and 1.4297e-25; MINPACK's run gives
+3.02 and 3.06 digits). Extended-precision residuals would be needed for more.""",
     "nist-strd": """
 ``damping="marquardt"`` (the default) loses BoxBOD from start 1 exactly as MINPACK does (see
 tests/test_least_squares.py: the scale-invariant step sends b2 to ≈ 115, where the model is

@@ -29,6 +29,7 @@ from .curvature import (
     residual_jacobian,
     vjp_inputs,
 )
+from .curve_fitting import curve_fit
 from .gradcheck import GradientCheck, check_gradient
 from .layers import Activation, Dense
 from .least_squares import LMResult, levenberg_marquardt
@@ -114,6 +115,7 @@ __all__ = [
     "check_gradient",
     "check_hessian",
     "check_jacobian",
+    "curve_fit",
     "gauss_newton",
     "gauss_newton_dual",
     "gauss_newton_operator",
