@@ -772,3 +772,18 @@ def test_huge_numbers_train_save_and_predict(capsys, tmp_path, small_csv):
     pred = np.array([float(v) for v in text.split()[1:]])
     truth = np.array([float(r[2]) for r in rows])
     assert np.all(np.isfinite(pred)) and np.corrcoef(pred / 1e300, truth / 1e300)[0, 1] > 0.9
+
+
+def test_cascade_topology_from_train_to_inspect(capsys, work, small_csv):
+    status, out, err = call(capsys, "train", "--data", str(small_csv), "--target", "y",
+                            "--hidden", "4,3", "--topology", "cascade", "--epochs", "20",
+                            "--quiet", "--json", "--out", "cascade.npz")
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["architecture"]["topology"] == "cascade"
+    status, out, err = call(capsys, "inspect", "--model", "cascade.npz", "--json")
+    assert status == 0, err
+    assert json.loads(out)["architecture"]["topology"] == "cascade"
+    status, _, err = call(capsys, "train", "--data", str(small_csv), "--target", "y",
+                          "--topology", "graph")
+    assert status == 2 and "--topology" in err

@@ -38,7 +38,8 @@ def test_sklearn_compatible(estimator, check):
 
 
 @parametrize_with_checks([MLPRegressor((5,), max_iter=15, random_state=0),
-                          MLPClassifier((5,), max_iter=15, random_state=0)],
+                          MLPClassifier((5,), max_iter=15, random_state=0),
+                          MLPRegressor((4, 3), topology="cascade", max_iter=15, random_state=0)],
                          expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_with_lm(estimator, check):
     check(estimator)
@@ -382,3 +383,25 @@ def test_a_half_written_last_epoch_is_dropped(rng, monkeypatch, tmp_path):
         assert np.isnan(est.validation_scores_[-1]) == (fake is unscored_train)
         est.save(tmp_path / "m.npz")  # a summary that loads back
         assert MLPRegressor.load(tmp_path / "m.npz").n_iter_ == 40
+
+
+@pytest.mark.parametrize("solver", ["lm", "trainbr", "adam"])
+def test_cascade_topology_fits_pickles_and_saves(rng, solver, tmp_path):
+    import pickle
+
+    from deltaprop.estimator_io import load_estimator
+
+    X, y = _regression(rng)
+    est = MLPRegressor((6, 4), topology="cascade", solver=solver, learning_rate_init=0.05,
+                       max_iter=300 if solver == "adam" else 60, random_state=0).fit(X, y)
+    assert est.net_.topology == "cascade" and est.get_params()["topology"] == "cascade"
+    assert [W.shape for W in est.coefs_] == [(3, 6), (9, 4), (13, 1)]  # [x], [x, a1], [x, a1, a2]
+    assert est.score(X, y) > 0.5
+    clone = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(clone.predict(X), est.predict(X))
+    est.save(tmp_path / "cascade.npz")
+    loaded, _ = load_estimator(tmp_path / "cascade.npz")
+    assert loaded.topology == "cascade"
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    with pytest.raises(ValueError, match="topology"):
+        MLPRegressor(topology="graph").fit(X, y)

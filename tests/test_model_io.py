@@ -318,7 +318,8 @@ def _edit(doc, dotted, value):
     ("field", "value", "match"),
     [
         ("format", "keras-model", "not a deltaprop model: format 'keras-model'"),
-        ("format_version", 2, "made by format version 2; this deltaprop reads version 1"),
+        ("format_version", 3, "made by format version 3; this deltaprop reads versions 1, 2"),
+        ("format_version", 1, "architecture has unexpected 'topology'"),
         ("format_version", "1", "format_version must be an integer"),
         ("format_version", True, "format_version must be an integer"),
         ("metadata", KeyError, "lacks 'metadata'"),
@@ -338,6 +339,9 @@ def _edit(doc, dotted, value):
         ("architecture.loss", "hinge", "loss 'hinge' is unknown"),
         ("architecture.dtype", "float16", "dtype must be one of"),
         ("architecture.dtype", "float32", r"array 'W0' is float64 \(4, 3\); .* says float32"),
+        ("architecture.topology", "graph", "topology must be one of"),
+        ("architecture.topology", KeyError, "architecture lacks 'topology'"),
+        ("architecture.topology", "cascade", r"'W1' is float64 \(2, 4\); .* says float64 \(2, 7\)"),
     ],
 )
 def test_tampered_json(saved, tmp_path, field, value, match):
@@ -347,7 +351,7 @@ def test_tampered_json(saved, tmp_path, field, value, match):
 
 
 def test_current_version_constant():
-    assert FORMAT_VERSION == 1
+    assert FORMAT_VERSION == 2  # 2 added the architecture's `topology` (version 1 is still read)
 
 
 @pytest.mark.parametrize(
@@ -444,3 +448,25 @@ def test_duplicate_member_names_are_refused(saved, tmp_path):
         for name, data in [*members.items(), ("W0.npy", members["W0.npy"])]:
             zf.writestr(name, data)
     _refused(twice, "two members named 'W0.npy'")
+
+
+def test_version_1_files_are_read_as_mlp(saved, tmp_path):
+    """Files written before the cascade topology have no `topology`: they are mlps."""
+    document, arrays = _parts(saved[0])
+    document["format_version"] = 1
+    del document["architecture"]["topology"]
+    net, _ = load_model(_craft(tmp_path / "v1.npz", document, arrays))
+    assert net.topology == "mlp"
+    np.testing.assert_array_equal(net.params, load_model(saved[0])[0].params)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cascade_round_trip(tmp_path, dtype):
+    net = deltaprop.cascade([3, 4, 5, 2], activation="elu", output="softmax", loss="ce",
+                            seed=2, dtype=dtype)
+    path = tmp_path / "cascade.npz"
+    save_model(path, net, {"note": "cascade"})
+    loaded, meta = load_model(path)
+    assert loaded.topology == "cascade" and repr(loaded) == repr(net)
+    assert loaded.dtype == dtype and meta == {"note": "cascade"}
+    np.testing.assert_array_equal(loaded.params, net.params)

@@ -4,7 +4,8 @@
 
     deltaprop train                               # diabetes, LM, 70/15/15 split, progress bar
     deltaprop train --data FILE.csv --target COL [--target COL2 ...] [--task auto]
-                    [--hidden 10,10] [--activation tanh] [--solver lm] [--epochs N]
+                    [--hidden 10,10] [--activation tanh] [--topology mlp|cascade]
+                    [--solver lm] [--epochs N]
                     [--val-split 0.15] [--test-split 0.15] [--seed 0] [--out model.npz]
                     [--plot PREFIX] [--json] [--quiet]
     deltaprop train --dataset NAME ...            # a built-in data set (see `deltaprop datasets`)
@@ -63,6 +64,7 @@ from . import __version__
 from .estimator_io import load_estimator, save_estimator
 from .estimators import MLPClassifier, MLPRegressor
 from .model_io import ModelFileError, to_jsonable
+from .network import TOPOLOGIES
 from .outputs import OutputError, check_writable, same_file, write_atomically
 from .solvers import SOLVER_TABLE, SOLVERS, get_solver
 from .tabular import LabelRangeError, Table, TableError, label_column, numeric_matrix, read_csv
@@ -214,6 +216,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--hidden", type=_hidden, default=(10,), metavar="10,10",
                    help="hidden layer widths (default 10)")
     p.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="tanh")
+    p.add_argument("--topology", choices=TOPOLOGIES, default="mlp",
+                   help="mlp: each layer reads the previous one; cascade: each layer reads the "
+                        "inputs and every earlier layer (MATLAB's cascadeforwardnet)")
     p.add_argument("--solver", choices=SOLVERS, default="lm",
                    help="; ".join(f"{s.name}: {s.summary}" for s in SOLVER_TABLE.values()))
     p.add_argument("--epochs", type=_positive_int, metavar="N",
@@ -500,8 +505,9 @@ def _memory_error(source: str, exc: BaseException) -> CliError:
 # ---------------------------------------------------------------------------- train
 def _make_estimator(args: argparse.Namespace, task: str) -> MLPRegressor | MLPClassifier:
     cls = MLPClassifier if task == "classification" else MLPRegressor
-    return cls(hidden_layer_sizes=args.hidden, activation=args.activation, solver=args.solver,
-               max_iter=args.epochs, random_state=args.seed, verbose=not args.quiet)
+    return cls(hidden_layer_sizes=args.hidden, activation=args.activation,
+               topology=args.topology, solver=args.solver, max_iter=args.epochs,
+               random_state=args.seed, verbose=not args.quiet)
 
 
 def _fit(args: argparse.Namespace, data: Data,
@@ -529,7 +535,7 @@ def _train_report(args: argparse.Namespace, data: Data, est: Any,
         "features": data.feature_names, "targets": data.target_names,
         "classes": est.classes_.tolist() if data.task == "classification" else None,
         "architecture": {"sizes": est.net_.sizes, "activation": args.activation,
-                         "parameters": est.net_.n_params},
+                         "topology": args.topology, "parameters": est.net_.n_params},
         "solver": args.solver, "seed": args.seed, "stop_reason": est.stop_reason_,
         "epochs": est.n_iter_, "best_epoch": est.best_epoch_,
         "seconds": h.seconds[-1] if h.seconds else 0.0, "metrics": scores,
@@ -727,6 +733,7 @@ def _summary(est: Any, info: dict[str, Any], path: str) -> dict[str, Any]:
         "features": info["feature_names"], "targets": info["target_names"],
         "classes": info["classes"],
         "architecture": {"sizes": net.sizes, "activations": net.activation_names,
+                         "topology": net.topology,
                          "loss": net.loss_name, "dtype": str(np.dtype(net.dtype))},
         "parameters": net.n_params,
         "training": {k: training.get(k) for k in ("solver", "n_iter", "stop_reason",
@@ -797,7 +804,7 @@ def _print_inspect_text(s: dict[str, Any]) -> None:
     more = f", ... ({len(names) - 12} more)" if len(names) > 12 else ""
     classes = f"; classes: {', '.join(map(str, s['classes']))}" if s["classes"] else ""
     _emit(f"model: {s['model']} ({s['task']})",
-          f"architecture: {'-'.join(map(str, arch['sizes']))}, activations "
+          f"architecture: {'-'.join(map(str, arch['sizes']))} {arch['topology']}, activations "
           f"{', '.join(arch['activations'])}, loss {arch['loss']}, {arch['dtype']}",
           f"parameters: {s['parameters']}",
           f"features ({len(names)}): {', '.join(names[:12])}{more}",

@@ -69,8 +69,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from .activations import ACTIVATIONS
-from .model_io import empty_network
-from .network import Network, mlp
+from .network import TOPOLOGIES, Network, cascade, mlp
 from .solvers import SOLVERS, Solver, get_solver
 from .training import History, train
 
@@ -176,20 +175,6 @@ def _checked_scaling(mean: object, scale: object, n: int, name: str) -> tuple[Ar
     return mean, scale
 
 
-# ---------------------------------------------------------------------- networks and pickling
-def _net_state(net: Network) -> dict[str, Any]:
-    """A picklable description of ``net`` (layer views do not survive pickling)."""
-    return {"sizes": net.sizes, "activations": net.activation_names, "loss": net.loss_name,
-            "dtype": np.dtype(net.dtype).name, "params": net.params.copy()}
-
-
-def _net_from_state(state: Mapping[str, Any]) -> Network:
-    net = empty_network(state["sizes"], state["activations"], state["loss"],
-                        np.dtype(state.get("dtype", "float64")))
-    net.params[:] = state["params"]
-    return net
-
-
 # ---------------------------------------------------------------------- the shared base
 class BaseMLP(BaseEstimator):
     """Parameters, fitting and persistence shared by the regressor and the classifier.
@@ -204,6 +189,7 @@ class BaseMLP(BaseEstimator):
     _parameter_constraints: dict[str, list[Any]] = {  # noqa: RUF012 (scikit-learn's idiom)
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
+        "topology": [StrOptions(set(TOPOLOGIES))],
         "solver": [StrOptions(set(SOLVERS))],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -227,6 +213,7 @@ class BaseMLP(BaseEstimator):
         hidden_layer_sizes: int | Sequence[int] = (10,),
         *,
         activation: str = "tanh",
+        topology: str = "mlp",
         solver: str = "lm",
         max_iter: int | None = None,
         tol: float = 1e-7,
@@ -241,6 +228,7 @@ class BaseMLP(BaseEstimator):
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.topology = topology
         self.solver = solver
         self.max_iter = max_iter
         self.tol = tol
@@ -345,7 +333,8 @@ class BaseMLP(BaseEstimator):
             val = (_standardise(val[0], self.x_mean_, self.x_scale_, "X_val"),
                    self.network_targets(val[1], "y_val"))
         output, loss = self.head
-        net = mlp([X.shape[1], *hidden, self._n_outputs()], activation=self.activation,
+        build = cascade if self.topology == "cascade" else mlp
+        net = build([X.shape[1], *hidden, self._n_outputs()], activation=self.activation,
                   output=output, loss=loss, seed=seed_net)
         scores: list[float] | None = None if val is None else []
         X_tr = _standardise(X_tr, self.x_mean_, self.x_scale_, "X")
@@ -478,6 +467,9 @@ class BaseMLP(BaseEstimator):
         if (names[-1], net.loss_name) != self.head:
             raise ValueError(f"the network's output/loss {names[-1]}/{net.loss_name} does not "
                              f"fit a {type(self).__name__} ({'/'.join(self.head)}).")
+        if net.topology != self.topology:
+            raise ValueError(f"`topology` {self.topology!r} disagrees with the network's "
+                             f"{net.topology!r}.")
         if net.sizes[1:-1] != self._hidden_sizes():
             raise ValueError(f"`hidden_layer_sizes` {self._hidden_sizes()} disagrees with the "
                              f"network's hidden layers {net.sizes[1:-1]}.")
@@ -501,17 +493,13 @@ class BaseMLP(BaseEstimator):
     # -- pickling: parameter views into one vector do not survive pickle, so store a recipe
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
-        if isinstance(state.get("net_"), Network):
-            state["net_"] = _net_state(state["net_"])
+        if isinstance(state.get("net_"), Network):  # the views are rebuilt on unpickling
             state.pop("coefs_", None)
             state.pop("intercepts_", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        if isinstance(state.get("net_"), dict):
-            state["net_"] = _net_from_state(state["net_"])
-        super().__setstate__(state)
+        super().__setstate__(dict(state))
         if isinstance(getattr(self, "net_", None), Network):
             self._set_parameter_views()
 
@@ -558,6 +546,10 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     activation : str, default "tanh"
         Hidden activation: "identity", "sigmoid", "tanh", "relu", "leaky_relu", "softplus",
         "elu".
+    topology : {"mlp", "cascade"}, default "mlp"
+        "mlp": each layer reads the previous one; "cascade": MATLAB's cascade-forward network,
+        each layer (the output included) reads the inputs and every earlier hidden layer
+        (:func:`deltaprop.cascade`).
     solver : {"lm", "trainbr", "adam", "sgd", "gd"}, default "lm"
         See the module docstring.
     max_iter : int, optional

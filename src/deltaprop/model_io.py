@@ -7,7 +7,8 @@ A model file never holds a pickle, so loading one never runs code.  The archive 
 key         dtype, shape           content
 ==========  =====================  ========================================================
 ``model``   uint8 (n_bytes,)       the UTF-8 bytes of one JSON document (below)
-``W0``      float (n_1, n_0)       weights of Dense layer 0 (rows: outputs, columns: inputs)
+``W0``      float (n_1, n_in_0)    weights of Dense layer 0 (rows: outputs, columns: inputs;
+                                   n_in_l = n_l for "mlp", n_0 + ... + n_l for "cascade")
 ``b0``      float (n_1,)           biases of Dense layer 0
 ...         ...                    ``W{l}``, ``b{l}`` for every Dense layer l = 0..L-1
 ==========  =====================  ========================================================
@@ -15,23 +16,25 @@ key         dtype, shape           content
 and the JSON document is an object with exactly these keys::
 
     {"format": "deltaprop-model",
-     "format_version": 1,
+     "format_version": 2,
      "architecture": {"sizes": [n_0, ..., n_L],
                       "hidden_activations": ["tanh", ...],      # L - 1 names
                       "output_activation": "identity",
                       "loss": "mse",
+                      "topology": "mlp",                        # or "cascade"
                       "dtype": "float64"},                      # or "float32"
      "metadata": {...}}                                         # the caller's, any JSON object
 
-The float arrays have the architecture's dtype exactly and finite values.  Loading needs memory
-bounded by the file's size: compressed members are refused (deltaprop never writes them, and a
-1 MB deflate member can expand to gigabytes), every member's declared size must match its
-``.npy`` header's shape and fit in the file, the JSON document may hold at most
-``MAX_DOCUMENT_BYTES``, and only then are arrays read.  The JSON is strict
-(no NaN or Infinity): :func:`to_jsonable` turns numpy arrays and scalars into lists and numbers
-and non-finite floats into ``null``; :func:`metadata_array` reads such a list back as a checked
-array.  Loading (:func:`load_model`) uses ``numpy.load(..., allow_pickle=False)`` and checks every
-key, type, shape and value; anything else raises :class:`ModelFileError` naming the file.
+Version 1 files (written before the cascade topology existed) have no ``topology`` and are
+read as "mlp".  The float arrays have the architecture's dtype exactly and finite values.
+Loading needs memory bounded by the file's size: compressed members are refused (deltaprop
+never writes them, and a 1 MB deflate member can expand to gigabytes), every member's declared
+size must match its ``.npy`` header's shape and fit in the file, the JSON document may hold at
+most ``MAX_DOCUMENT_BYTES``, and only then are arrays read.  The JSON is strict (no NaN or
+Infinity): :func:`to_jsonable` turns numpy arrays and scalars into lists and numbers and
+non-finite floats into ``null``; :func:`metadata_array` reads such a list back as a checked
+array.  Loading (:func:`load_model`) uses ``numpy.load(..., allow_pickle=False)`` and checks
+every key, type, shape and value; anything else raises :class:`ModelFileError` naming the file.
 Saving (:func:`save_model`) writes through :func:`deltaprop.outputs.write_atomically`: a
 temporary file in the target's folder renamed over the target, so an interrupted save never
 leaves a half-written model, and the temporary file is removed on every failure.
@@ -56,27 +59,27 @@ import os
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
-from .layers import Activation, Dense
 from .losses import LOSSES, make_head
-from .network import Network
+from .network import TOPOLOGIES, Network, NetworkSpec
 from .outputs import OutputError, write_atomically
 
 Array = np.ndarray
 PathLike = str | os.PathLike
 
 FORMAT_NAME = "deltaprop-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this deltaprop reads: 1 (no ``topology``: an mlp) and 2.
+READ_VERSIONS = (1, 2)
 JSON_KEY = "model"
 DTYPES = ("float64", "float32")
 
 _TOP_KEYS = ("format", "format_version", "architecture", "metadata")
-_ARCH_KEYS = ("sizes", "hidden_activations", "output_activation", "loss", "dtype")
+_ARCH_KEYS = ("sizes", "hidden_activations", "output_activation", "loss", "topology", "dtype")
 _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_WIDTH = 10**7
 #: The largest JSON document a model file may hold, in bytes.  An estimator's loss curves of
@@ -247,6 +250,7 @@ def architecture(net: Network) -> dict[str, Any]:
         "hidden_activations": list(names[:-1]),
         "output_activation": names[-1],
         "loss": net.loss_name,
+        "topology": net.topology,
         "dtype": np.dtype(net.dtype).name,
     }
 
@@ -463,9 +467,10 @@ def _check_document(p: str, document: dict[str, Any]) -> dict[str, Any]:
     version = document.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise ModelFileError(p, f"format_version must be an integer; got {version!r}.")
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise ModelFileError(
-            p, f"made by format version {version}; this deltaprop reads version {FORMAT_VERSION}."
+            p, f"made by format version {version}; this deltaprop reads versions "
+               f"{', '.join(map(str, READ_VERSIONS))}."
         )
     _check_keys(p, "the JSON document", document, _TOP_KEYS)
     if not isinstance(document["metadata"], dict):
@@ -473,6 +478,9 @@ def _check_document(p: str, document: dict[str, Any]) -> dict[str, Any]:
     arch = document["architecture"]
     if not isinstance(arch, dict):
         raise ModelFileError(p, "architecture must be a JSON object.")
+    if version == 1:  # before the cascade topology: every network was an mlp
+        _check_keys(p, "architecture", arch, [k for k in _ARCH_KEYS if k != "topology"])
+        arch = {**arch, "topology": "mlp"}
     _check_keys(p, "architecture", arch, _ARCH_KEYS)
     _check_architecture(p, arch)
     return arch
@@ -497,6 +505,9 @@ def _check_architecture(p: str, arch: dict[str, Any]) -> None:
         raise ModelFileError(p, f"architecture loss {loss!r} is unknown.")
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ModelFileError(p, f"architecture dtype must be one of {DTYPES}; got {dtype!r}.")
+    if not isinstance(arch["topology"], str) or arch["topology"] not in TOPOLOGIES:
+        raise ModelFileError(p, f"architecture topology must be one of {TOPOLOGIES}; got "
+                                f"{arch['topology']!r}.")
     try:
         make_head(loss, output)
     except ValueError as exc:
@@ -505,8 +516,10 @@ def _check_architecture(p: str, arch: dict[str, Any]) -> None:
 
 def _expected_arrays(arch: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     sizes, dtype = arch["sizes"], np.dtype(arch["dtype"])
+    cascade = arch["topology"] == "cascade"
     expected = {JSON_KEY: None}
-    for i, (n_in, n_out) in enumerate(pairwise(sizes)):
+    for i, n_out in enumerate(sizes[1:]):
+        n_in = sum(sizes[: i + 1]) if cascade else sizes[i]
         expected[f"W{i}"] = ((n_out, n_in), dtype)
         expected[f"b{i}"] = ((n_out,), dtype)
     return expected
@@ -528,22 +541,16 @@ def _compare_headers(p: str, headers: dict, expected: dict) -> None:
                                     f"says {dtype} {shape}.")
 
 
-def empty_network(sizes: Sequence[int], activations: Sequence[str], loss: str,
-                  dtype: np.dtype | type = np.float64) -> Network:
-    """A Network of Dense + Activation layers with zero parameters, to be filled in.
-
-    ``activations`` names one activation per Dense layer (the last is the output's).
-    """
-    layers: list[Dense | Activation] = []
-    for (n_in, n_out), name in zip(pairwise(sizes), activations, strict=True):
-        layers += [Dense(n_in, n_out, init="zeros", dtype=dtype), Activation(name)]
-    return Network(layers, loss)
+def spec_of(arch: Mapping[str, Any]) -> NetworkSpec:
+    """The :class:`~deltaprop.network.NetworkSpec` of a (checked) architecture entry."""
+    return NetworkSpec(tuple(arch["sizes"]),
+                       (*arch["hidden_activations"], arch["output_activation"]), arch["loss"],
+                       arch["topology"], arch["dtype"])
 
 
 def _build(p: str, arch: dict[str, Any], arrays: dict[str, Array]) -> Network:
-    names = [*arch["hidden_activations"], arch["output_activation"]]
     try:
-        net = empty_network(arch["sizes"], names, arch["loss"], np.dtype(arch["dtype"]))
+        net = spec_of(arch).build()
     except ValueError as exc:
         raise ModelFileError(p, f"architecture is inconsistent: {exc}") from exc
     for i, layer in enumerate(net.dense_layers):
