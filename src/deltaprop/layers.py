@@ -35,7 +35,35 @@ Array = np.ndarray
 INITS = ("glorot", "he", "zeros")
 
 
-class Dense:
+class ParametricLayer:
+    """The protocol of a layer with parameters (see the module table); Dense is the one built in.
+
+    A subclass sets ``n_in``, ``n_out``, ``n_params`` and implements ``bind``, ``split``,
+    ``forward``, ``vjp``, ``param_grad``, ``param_rows``, ``tangent``, ``tangent_vjp`` and
+    ``tangent_param_grad``; :class:`~deltaprop.network.Network` then gives it gradients,
+    Jacobians, Gauss–Newton products and Hessian–vector products.  The structured exact Hessian
+    also needs ``features`` (z_i = Σ_j θ_(i, j) features_j with ``split``'s (W, b) layout).
+    """
+
+    n_in: int
+    n_out: int
+    n_params: int
+    dtype: np.dtype
+
+    def bind(self, params: Array) -> None:
+        """Make the layer's parameters views into a flat vector of length ``n_params``."""
+        raise NotImplementedError
+
+    def split(self, rows: Array) -> tuple[Array, Array]:
+        """Views of the last axis of ``rows`` (..., n_params) as (weights, biases)."""
+        raise NotImplementedError
+
+    def flat(self) -> Array:
+        """The layer's current parameters as one vector in ``split``'s order (a copy)."""
+        raise NotImplementedError
+
+
+class Dense(ParametricLayer):
     """Fully connected layer Z = U Wᵀ + b for a batch of rows U (N, n_in).
 
     Parameters
@@ -78,9 +106,17 @@ class Dense:
         self.initialise(init, np.random.default_rng() if rng is None else rng)
         self._ones = np.ones(0, dtype=dtype)
 
+    @property
+    def dtype(self) -> np.dtype:
+        return self.W.dtype
+
     def bind(self, params: Array) -> None:
         """Make W and b views into a flat vector of length ``n_params`` (W row-major, then b)."""
         self.W, self.b = self.split(params)
+
+    def flat(self) -> Array:
+        """[W row-major, b] as one new vector."""
+        return np.concatenate([self.W.ravel(), self.b])
 
     def split(self, rows: Array) -> tuple[Array, Array]:
         """Views of the last axis of ``rows`` (..., n_params) as (W (..., n_out, n_in), b)."""

@@ -29,6 +29,8 @@ name      output activation       L                                           c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .activations import SOFTMAX, ElementWise, OutputFunction, get_output_activation, log_softmax
@@ -36,7 +38,6 @@ from .activations import per_sample as _per_sample
 
 Array = np.ndarray
 
-LOSSES = ("sse", "mse", "bce", "ce")
 
 
 class Head:
@@ -261,12 +262,41 @@ class CrossEntropyHead(_MeanLogitHead):
         return rs
 
 
+def _squared_error(loss: str, function: OutputFunction) -> Head:
+    if function.name == "softmax":
+        raise ValueError(f'`output="softmax"` needs `loss="ce"`; got loss={loss!r}.')
+    return SquaredErrorHead(loss, function)
+
+
+def _binary_cross_entropy(loss: str, function: OutputFunction) -> Head:
+    if function.name != "sigmoid":
+        raise ValueError(f'`loss="bce"` needs `output="sigmoid"`; got output={function.name!r}.')
+    return BinaryCrossEntropyHead(function)
+
+
+def _cross_entropy(loss: str, function: OutputFunction) -> Head:
+    if function.name != "softmax":
+        raise ValueError(f'`loss="ce"` needs `output="softmax"`; got output={function.name!r}.')
+    return CrossEntropyHead()
+
+
+#: The heads by loss name: each factory takes (loss name, output activation) and raises a
+#: ValueError for an output it does not pair with.  A new loss is a Head subclass plus one entry.
+HEADS: dict[str, Callable[[str, OutputFunction], Head]] = {
+    "sse": _squared_error,
+    "mse": _squared_error,
+    "bce": _binary_cross_entropy,
+    "ce": _cross_entropy,
+}
+
+
 def make_head(loss: str, output: str | OutputFunction) -> Head:
     """Build the head for a loss name and an output activation.
 
     Parameters
     ----------
     loss : {"sse", "mse", "bce", "ce"}
+        A key of :data:`HEADS`.
     output : str or OutputFunction
         Output activation: "softmax" or an element-wise activation (name or object).
 
@@ -276,19 +306,12 @@ def make_head(loss: str, output: str | OutputFunction) -> Head:
         For an unknown loss, "bce" without a sigmoid output, "ce" without a softmax output,
         or a softmax output with any loss but "ce".
     """
-    if loss not in LOSSES:
-        known = ", ".join(repr(k) for k in LOSSES)
+    if not isinstance(loss, str) or loss not in HEADS:
+        known = ", ".join(repr(k) for k in HEADS)
         raise ValueError(f"`loss` must be one of {known}; got {loss!r}.")
     function = output if isinstance(output, OutputFunction) else get_output_activation(output)
-    name = function.name
-    if loss == "bce":
-        if name != "sigmoid":
-            raise ValueError(f'`loss="bce"` needs `output="sigmoid"`; got output={name!r}.')
-        return BinaryCrossEntropyHead(function)
-    if loss == "ce":
-        if name != "softmax":
-            raise ValueError(f'`loss="ce"` needs `output="softmax"`; got output={name!r}.')
-        return CrossEntropyHead()
-    if name == "softmax":
-        raise ValueError(f'`output="softmax"` needs `loss="ce"`; got loss={loss!r}.')
-    return SquaredErrorHead(loss, function)
+    return HEADS[loss](loss, function)
+
+
+#: The loss names :func:`deltaprop.mlp` accepts (DESIGN.md's table).
+LOSSES = tuple(HEADS)

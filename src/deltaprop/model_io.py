@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
+from .layers import Dense
 from .losses import LOSSES, make_head
 from .network import TOPOLOGIES, Network, NetworkSpec
 from .outputs import OutputError, write_atomically
@@ -220,6 +221,9 @@ def save_model(path: PathLike, net: Network, metadata: Mapping[str, Any] | None 
     """
     if not isinstance(net, Network):
         raise ValueError(f"`net` must be a deltaprop Network; got {type(net).__name__}.")
+    others = {type(layer).__name__ for layer in net.dense_layers if type(layer) is not Dense}
+    if others:
+        raise ValueError(f"model files hold Dense layers only; `net` has {sorted(others)}.")
     if not np.all(np.isfinite(net.params)):
         raise ValueError("`net.params` holds non-finite values; refusing to save the model.")
     if metadata is not None and not isinstance(metadata, Mapping):

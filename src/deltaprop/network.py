@@ -25,6 +25,7 @@ objects, so concurrent calls on one network are safe.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import numpy as np
 
 from ._validation import check_choice, check_dtype, check_inputs, check_targets
 from .activations import OUTPUT_ACTIVATIONS, OutputFunction, get_activation
-from .layers import Activation, Dense
+from .layers import Activation, Dense, ParametricLayer
 from .losses import Head, make_head
 
 Array = np.ndarray
@@ -46,13 +47,13 @@ TOPOLOGIES = ("mlp", "cascade")
 
 
 def _split_layers(layers: Sequence[object]) -> tuple[list[Dense], list[Activation], list[int]]:
-    """Group layers as Dense followed by an optional activation (identity when absent); also
-    the position of each Dense in ``layers``."""
-    dense: list[Dense] = []
+    """Group layers as parametric layers (Dense) each followed by an optional activation
+    (identity when absent); also the position of each parametric layer in ``layers``."""
+    dense: list[ParametricLayer] = []
     where: list[int] = []
     acts: list[Activation] = []
     for i, layer in enumerate(layers):
-        if isinstance(layer, Dense):
+        if isinstance(layer, ParametricLayer):
             if dense and len(acts) < len(dense):
                 acts.append(Activation("identity"))
             dense.append(layer)
@@ -228,7 +229,7 @@ class Network:
         self.topology = check_choice(topology, "topology", TOPOLOGIES)
         self.sources = _sources(self.topology, len(dense))
         self.widths = _check_widths(dense, self.sources, where)
-        dtypes = {layer.W.dtype for layer in dense}
+        dtypes = {np.dtype(layer.dtype) for layer in dense}
         if len(dtypes) != 1:
             raise ValueError(f"`layers` mix dtypes {sorted(map(str, dtypes))}; use one dtype.")
         for i, act in enumerate(acts[:-1]):
@@ -254,8 +255,7 @@ class Network:
         """Copy each layer's parameters into the flat vector and make them views of it."""
         for layer, start, stop in zip(self.dense_layers, self.offsets, self.offsets[1:],
                                       strict=False):
-            self.params[start : start + layer.W.size] = layer.W.ravel()
-            self.params[start + layer.W.size : stop] = layer.b
+            self.params[start:stop] = layer.flat()
             layer.bind(self.params[start:stop])
 
     def _source_columns(self) -> list[list[tuple[int, slice | None]]]:
@@ -302,10 +302,13 @@ class Network:
                            self.topology, self.dtype.name)
 
     def param_slices(self) -> list[tuple[slice, slice]]:
-        """For each Dense layer, the slices of ``params`` holding its W and its b."""
-        return [(slice(start, start + layer.W.size), slice(start + layer.W.size, stop))
-                for layer, start, stop in zip(self.dense_layers, self.offsets, self.offsets[1:],
-                                              strict=False)]
+        """For each layer, the slices of ``params`` holding its weights (W) and its biases."""
+        slices = []
+        for layer, start, stop in zip(self.dense_layers, self.offsets, self.offsets[1:],
+                                      strict=False):
+            n_w = layer.split(np.empty(layer.n_params))[0].size
+            slices.append((slice(start, start + n_w), slice(start + n_w, stop)))
+        return slices
 
     def layer_params(self, rows: Array, l: int) -> Array:
         """The columns of ``rows`` (..., P) that belong to Dense layer l (a view)."""
@@ -316,8 +319,9 @@ class Network:
         for l, (w_slice, b_slice) in enumerate(self.param_slices()):
             layer = self.dense_layers[l]
             if w_slice.start <= index < w_slice.stop:
-                i, j = divmod(index - w_slice.start, layer.n_in)
-                return f"layer {l} W[{i}, {j}]"
+                shape = layer.split(np.empty(layer.n_params))[0].shape
+                where = np.unravel_index(index - w_slice.start, shape)
+                return f"layer {l} W[{', '.join(str(int(i)) for i in where)}]"
             if b_slice.start <= index < b_slice.stop:
                 return f"layer {l} b[{index - b_slice.start}]"
         raise IndexError(f"parameter index {index} out of range for P = {self.n_params}.")
@@ -331,14 +335,26 @@ class Network:
 
     # ------------------------------------------------------------------ copies
     def copy(self, dtype: np.dtype | type | None = None) -> Network:
-        """A deep copy with its own parameter vector, optionally cast to another dtype."""
-        spec = self.spec()
-        if dtype is not None:
-            spec = NetworkSpec(spec.sizes, spec.activations, spec.loss, spec.topology,
-                               check_dtype(dtype).name)
-        clone = spec.build()
+        """A deep copy with its own parameter vector, optionally cast to another dtype.
+
+        Built from :meth:`spec` (one builder for copies, model files and the estimators) when
+        every layer is a Dense layer; a network with other layer types copies its layers.
+        """
+        dt = self.dtype if dtype is None else check_dtype(dtype)
+        if not self._all_dense():
+            if dt != self.dtype:
+                raise ValueError("`dtype` can change only for networks of Dense layers.")
+            clone = Network([copy.deepcopy(layer) for layer in self.layers], self.loss_name,
+                            self.topology)
+        else:
+            spec = self.spec()
+            clone = NetworkSpec(spec.sizes, spec.activations, spec.loss, spec.topology,
+                                dt.name).build()
         clone.params[:] = self.params
         return clone
+
+    def _all_dense(self) -> bool:
+        return all(type(layer) is Dense for layer in self.dense_layers)
 
     def __deepcopy__(self, memo: dict) -> Network:
         return self.copy()
@@ -347,10 +363,14 @@ class Network:
         return self.copy()
 
     def __getstate__(self) -> dict[str, Any]:
+        if not self._all_dense():  # other layer types pickle themselves
+            return {"layers": self.layers, "loss": self.loss_name, "topology": self.topology,
+                    "params": self.params.copy()}
         return {"spec": self.spec(), "params": self.params.copy()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        built = state["spec"].build()
+        built = (state["spec"].build() if "spec" in state
+                 else Network(state["layers"], state["loss"], state["topology"]))
         self.__dict__.update(built.__dict__)
         self.params[:] = state["params"]
 

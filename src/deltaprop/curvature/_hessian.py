@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import rows_matmul
+from ..layers import Dense
 from ..network import Network
 from ._common import (
     PANEL_BYTES,
@@ -53,6 +54,16 @@ DIAGONAL_METHODS = ("exact", "gauss-newton", "becker-lecun", "hutchinson")
 
 
 # ---------------------------------------------------------------------- the graph
+def _check_dense(net: Network) -> None:
+    """The structured Hessian assembles blocks of Dense layers' (W, b) layout."""
+    others = sorted({type(layer).__name__ for layer in net.dense_layers
+                     if not isinstance(layer, Dense)})
+    if others:
+        raise NotImplementedError(
+            f"the structured `hessian` assembles Dense layers only; this network has {others}: "
+            "use `hessian_operator` (or `hvp` with the identity) instead.")
+
+
 class _Graph:
     """The network's graph as the Hessian walks it: for each layer the hidden layers it reads
     and the layers that read it, with the weight blocks W_{s,r} (n_s, n_r) and their
@@ -299,6 +310,7 @@ def hessian(net: Network, X: object, T: object, chunk_size: int | None = None) -
     Bishop & Bishop 2024 §8.1.6; PRML §5.4.5 (exact evaluation), §5.4.6; Bishop 1992.
     """
     X, T = check_data(net, X, T)
+    _check_dense(net)
     chunk_size = check_chunk_size(chunk_size) or panel_chunk(net)
     n = T.shape[0]
     H = np.zeros((net.n_params, net.n_params), dtype=net.dtype)
@@ -408,6 +420,7 @@ def hessian_diagonal(
     if method == "hutchinson":
         n_samples = check_positive_int(n_samples, "n_samples")
         return _hutchinson_diagonal(loss_pass(net, X, T), net.n_params, n_samples, seed)
+    _check_dense(net)
     n, out = T.shape[0], np.zeros(net.n_params, dtype=net.dtype)
     c = batch_normalisation(net, n)
     for rows in chunks(n, chunk_size):

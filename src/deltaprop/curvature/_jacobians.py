@@ -6,6 +6,7 @@ import numpy as np
 
 from .._validation import as_float_array, check_finite
 from ..kernels import rows_matmul
+from ..layers import Dense
 from ..network import Network
 from ._common import (
     Array,
@@ -43,7 +44,8 @@ def jacobian_inputs(net: Network, X: object) -> Array:
     X = net.check_inputs(X)
     record = net.propagate(X)
     Jy = net.head.output_jacobian(record.logits, record.output)  # (N, K, K)
-    if X.shape[1] < net.n_outputs and net.topology == "mlp":
+    if X.shape[1] < net.n_outputs and net.topology == "mlp" and all(
+            isinstance(layer, Dense) for layer in net.dense_layers):
         return np.matmul(Jy, _forward_tangents(net, record).transpose(0, 2, 1))
     return net.backward_deltas(record, Jy, input_grad=True)[1][0]
 
