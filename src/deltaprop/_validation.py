@@ -69,17 +69,19 @@ def _cast(arr: Array, name: str, dtype: np.dtype) -> Array:
     """``arr`` as a C-ordered array of ``dtype``; ValueError naming the first finite value
     that the cast would turn into infinity (e.g. 1e39 for float32), instead of calling it
     non-finite later."""
+    if (arr.dtype == dtype or arr.dtype.kind != "f"
+            or arr.dtype.itemsize <= np.dtype(dtype).itemsize):
+        return np.asarray(arr, dtype=dtype, order="C")  # no narrowing: the common case
     with np.errstate(over="ignore"):
         out = np.asarray(arr, dtype=dtype, order="C")
-    if out.dtype.kind == "f" and arr.dtype.kind == "f" and out.dtype.itemsize < arr.dtype.itemsize:
-        lost = np.isfinite(arr) & ~np.isfinite(out)
-        if lost.any():
-            bad = np.argwhere(lost)[0]
-            where = f"row {bad[0]}" + (f", column {bad[1]}" if arr.ndim > 1 else "")
-            raise ValueError(f"`{name}` value {float(arr[tuple(bad)])!r} at {where} is beyond "
-                             f"the range of {np.dtype(dtype).name} (largest "
-                             f"{float(np.finfo(dtype).max):.4g}); use a float64 network or "
-                             "rescale the data.")
+    lost = np.isfinite(arr) & ~np.isfinite(out)
+    if lost.any():
+        bad = np.argwhere(lost)[0]
+        where = f"row {bad[0]}" + (f", column {bad[1]}" if arr.ndim > 1 else "")
+        raise ValueError(f"`{name}` value {float(arr[tuple(bad)])!r} at {where} is beyond "
+                         f"the range of {np.dtype(dtype).name} (largest "
+                         f"{float(np.finfo(dtype).max):.4g}); use a float64 network or "
+                         "rescale the data.")
     return out
 
 

@@ -123,6 +123,8 @@ class Dense(ParametricLayer):
         n_w = self.n_out * self.n_in
         if rows.ndim == 1:  # the hot path of every gradient: plain slices
             return rows[:n_w].reshape(self.n_out, self.n_in), rows[n_w:]
+        if rows.ndim == 2:  # directions (k, P): the last axis is contiguous, so a view
+            return rows[:, :n_w].reshape(rows.shape[0], self.n_out, self.n_in), rows[:, n_w:]
         lead = rows.shape[:-1]
         w = np.reshape(rows[..., :n_w], (*lead, self.n_out, self.n_in), copy=False)
         return w, rows[..., n_w:]

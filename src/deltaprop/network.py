@@ -110,11 +110,13 @@ class ForwardRecord:
 
     def __init__(self, inputs: list[Array], z: list[Array], a: list[Array]):
         self.inputs, self.z, self.a = inputs, z, a
-        self._local: list[Array | None] = [None] * len(z)
+        self._local: list[Array | None] | None = None
 
     def local(self, l: int, function: OutputFunction) -> Array:
         """``function.linearise`` of layer l's activation (h'(z_l), or y for softmax), computed
         on first use and kept: every backward and R-pass through this record shares it."""
+        if self._local is None:
+            self._local = [None] * len(self.z)
         lin = self._local[l]
         if lin is None:
             lin = self._local[l] = function.linearise(self.z[l], self.a[l])
@@ -606,6 +608,8 @@ class Network:
                          RD: Array, V: Array, out: Array) -> Array:
         """Backward R-pass from R{δ_L} (N, k, n_out), writing R{∂(·)/∂params} into out (k, P).
 
+        Overwrites the R{z_l} of ``tangents`` (they are not needed afterwards).
+
         ``deltas`` are the δ_l of the loss; ``curvature[l]`` = h_l''(z_l) ⊙ ∂L/∂a_l for the
         hidden layers (None where h'' ≡ 0); ``tangents`` = :meth:`tangent`'s output.  Per hidden
         layer R{δ_l} = h' ⊙ R{∂L/∂a_l} + h'' ⊙ ∂L/∂a_l ⊙ R{z_l} (PRML §5.4.6).
@@ -616,8 +620,9 @@ class Network:
             if l < self.n_layers - 1:
                 function = self.activations[l].function
                 RD = function.apply(record.local(l, function), Rgrads[l + 1])
-                if curvature[l] is not None:
-                    RD += curvature[l][:, None, :] * RZ[l]
+                if curvature[l] is not None:  # R{z_l} is not needed after this: reuse it
+                    RZ[l] *= curvature[l][:, None, :]
+                    RD += RZ[l]
             layer, V_l = self.dense_layers[l], self.layer_params(V, l)
             U_dot = self._input_tangent(l, RA, V.shape[0], record.n_samples)
             layer.tangent_param_grad(record.inputs[l], deltas[l], RD, U_dot,

@@ -152,7 +152,9 @@ def loss_pass(net: Network, X: Array, T: Array | None = None, c: float | None = 
         for l in range(net.n_layers - 1):
             function = net.activations[l].function
             if second_order and not function.zero_curvature:
-                p.curvature[l] = function.d2f(record.z[l], record.a[l]) * state_grads[l + 1]
+                hg = function.d2f(record.z[l], record.a[l])  # a new array: scaled in place
+                hg *= state_grads[l + 1]
+                p.curvature[l] = hg
     return p
 
 
