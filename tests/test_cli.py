@@ -777,11 +777,11 @@ def test_huge_numbers_train_save_and_predict(capsys, tmp_path, small_csv):
 def test_cascade_topology_from_train_to_inspect(capsys, work, small_csv):
     status, out, err = call(capsys, "train", "--data", str(small_csv), "--target", "y",
                             "--hidden", "4,3", "--topology", "cascade", "--epochs", "20",
-                            "--quiet", "--json", "--out", "cascade.npz")
+                            "--quiet", "--json", "--out", str(work / "cascade.npz"))
     assert status == 0, err
     report = json.loads(out)
     assert report["architecture"]["topology"] == "cascade"
-    status, out, err = call(capsys, "inspect", "--model", "cascade.npz", "--json")
+    status, out, err = call(capsys, "inspect", "--model", str(work / "cascade.npz"), "--json")
     assert status == 0, err
     assert json.loads(out)["architecture"]["topology"] == "cascade"
     status, _, err = call(capsys, "train", "--data", str(small_csv), "--target", "y",
